@@ -1,6 +1,6 @@
 /** sha256 via WebCrypto (Node 20 and Workers both provide globalThis.crypto.subtle). */
 export async function sha256Hex(data: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', data);
+  const digest = await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>);
   return bytesToHex(new Uint8Array(digest));
 }
 
