@@ -72,7 +72,7 @@ export function vicregLoss(za: Embeddings, zb: Embeddings, options: VicregOption
  */
 function branchStats(z: tf.Tensor2D, gamma: number, eps: number): { hinge: tf.Scalar; offDiag: tf.Scalar } {
   const [n, d] = z.shape;
-  const zc = tf.sub(z, tf.mean(z, 0, true));
+  const zc = tf.sub(z, tf.mean(z, 0, true)) as tf.Tensor2D;
   // The diagonal of C, computed directly: cheaper than extracting it from the matrix.
   const variances = tf.div(tf.sum(tf.square(zc), 0), n - 1); // [d]
   const std = tf.sqrt(tf.add(variances, eps));
@@ -85,21 +85,21 @@ function branchStats(z: tf.Tensor2D, gamma: number, eps: number): { hinge: tf.Sc
 
 // zᵀz and z·zᵀ with hand-written gradients that use only untransposed matMuls: on the wasm backend a matMul
 // with transposeA/transposeB (what autodiff of matMul emits) measured ~20× slower than transpose + matMul.
-const gram = tf.customGrad((z: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([z]);
+const gram = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const z = args[0] as tf.Tensor2D;
+  (args[1] as tf.GradSaveFunc)([z]);
   return {
-    value: tf.matMul(tf.transpose(z as tf.Tensor2D), z as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-      tf.matMul(saved[0] as tf.Tensor2D, tf.add(dy, tf.transpose(dy)) as tf.Tensor2D),
+    value: tf.matMul(tf.transpose(z), z),
+    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => tf.matMul(saved[0] as tf.Tensor2D, tf.add(dy, tf.transpose(dy))),
   };
 }) as (z: tf.Tensor2D) => tf.Tensor2D;
 
-const outer = tf.customGrad((z: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([z]);
+const outer = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const z = args[0] as tf.Tensor2D;
+  (args[1] as tf.GradSaveFunc)([z]);
   return {
-    value: tf.matMul(z as tf.Tensor2D, tf.transpose(z as tf.Tensor2D)),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-      tf.matMul(tf.add(dy, tf.transpose(dy)) as tf.Tensor2D, saved[0] as tf.Tensor2D),
+    value: tf.matMul(z, tf.transpose(z)),
+    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => tf.matMul(tf.add(dy, tf.transpose(dy)), saved[0] as tf.Tensor2D),
   };
 }) as (z: tf.Tensor2D) => tf.Tensor2D;
 
