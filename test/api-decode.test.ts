@@ -35,7 +35,7 @@ describe('sharp ImageDecoder', () => {
       tiff: await base.clone().tiff().toBuffer(),
     };
     for (const [format, bytes] of Object.entries(encoded)) {
-      const rgb = await decoder.decode(bytes, { size: 8, channels: 3 });
+      const rgb = await decoder.decode(bytes, { size: 8, channels: 3, resize: 'cover' });
       expect(rgb.format).toBe(format);
       expect(rgb.pixels.length).toBe(8 * 8 * 3);
       expect([rgb.sourceWidth, rgb.sourceHeight]).toEqual([40, 20]);
@@ -48,10 +48,22 @@ describe('sharp ImageDecoder', () => {
     }
   });
 
+  it("'fill' (the manifest's rule) stretches ignoring aspect ratio; 'cover' centre-crops", async () => {
+    // 40×10, red in the leftmost 10 columns, blue elsewhere.
+    const px = Buffer.alloc(40 * 10 * 3);
+    for (let y = 0; y < 10; y++) for (let x = 0; x < 40; x++) px[(y * 40 + x) * 3 + (x < 10 ? 0 : 2)] = 255;
+    const strip = await sharp(px, { raw: { width: 40, height: 10, channels: 3 } }).png().toBuffer();
+    const fill = await decoder.decode(strip, { size: 4, channels: 3 });
+    const cover = await decoder.decode(strip, { size: 4, channels: 3, resize: 'cover' });
+    expect(fill.pixels[0]).toBeGreaterThan(200); // the red quarter survives a stretch
+    expect(cover.pixels[0]).toBeLessThan(60); // and is cropped away by cover
+    expect(cover.pixels[2]).toBeGreaterThan(200);
+  });
+
   it('applies EXIF orientation', async () => {
     // Orientation 6 = the stored pixels must be rotated 90° clockwise to display: red ends up on top.
     const jpeg = await sharp(await card()).jpeg().withMetadata({ orientation: 6 }).toBuffer();
-    const out = await decoder.decode(jpeg, { size: 4, channels: 3 });
+    const out = await decoder.decode(jpeg, { size: 4, channels: 3, resize: 'cover' });
     expect([out.sourceWidth, out.sourceHeight]).toEqual([20, 40]);
     expect(out.pixels[0]).toBeGreaterThan(200); // top-left red
     expect(out.pixels[(3 * 4) * 3 + 2]).toBeGreaterThan(200); // bottom-left blue

@@ -3,9 +3,11 @@
  * would use wasm codecs. Both turn untrusted bytes into uint8 pixels at the model's size and channels.
  */
 export interface DecodeTarget {
-  /** Output is size × size (resize to cover, then centre-crop). */
+  /** Output is size × size. */
   size: number;
   channels: 1 | 3;
+  /** 'fill' (default, the checkpoint manifest's rule): stretch ignoring aspect ratio; 'cover': scale and centre-crop. */
+  resize?: 'fill' | 'cover';
 }
 
 export interface DecodedImage {

@@ -44,7 +44,7 @@ export function createSharpDecoder(opts: SharpDecoderOptions = {}): ImageDecoder
         let pipeline = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'warning', pages: 1 })
           .autoOrient()
           .flatten({ background })
-          .resize(target.size, target.size, { fit: 'cover', position: 'centre' });
+          .resize(target.size, target.size, { fit: target.resize ?? 'fill', position: 'centre' });
         pipeline = target.channels === 1 ? pipeline.grayscale() : pipeline.toColourspace('srgb');
         const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
         if (info.channels !== target.channels || info.width !== target.size || info.height !== target.size) {
