@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { withLocalS3 } from './helpers/s3.js';
 import { createS3Store } from '../shared/store/s3-store.js';
@@ -81,6 +82,31 @@ describe('S3 store on a real s3rver', () => {
     const other = createS3Store(s3.current.config);
     await s3.current.store.put('shared/a', 'a');
     expect((await other.list('shared/')).map((o) => o.key)).toEqual(['shared/a']);
+  });
+
+  it('overwrites are atomic: concurrent readers get one whole version with its own ETag', async () => {
+    const store = s3.current.store;
+    const bodies = [new Uint8Array(200_000).fill(0x61), new Uint8Array(70_000).fill(0x62)];
+    const md5 = (b: Uint8Array) => `"${createHash('md5').update(b).digest('hex')}"`;
+    await store.put('atomic/obj', bodies[0]!);
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 1; i <= 30; i++) await store.put('atomic/obj', bodies[i % 2]!);
+      writing = false;
+    })();
+    let reads = 0;
+    const reader = async () => {
+      while (writing) {
+        const got = await store.get('atomic/obj');
+        if (!got || !('body' in got)) throw new Error('object vanished during overwrite');
+        expect([200_000, 70_000]).toContain(got.body.byteLength);
+        expect(got.body.every((v) => v === got.body[0])).toBe(true);
+        expect(got.etag).toBe(md5(got.body));
+        reads++;
+      }
+    };
+    await Promise.all([writer, reader(), reader()]);
+    expect(reads).toBeGreaterThan(5);
   });
 
   it('reports s3rver as not enforcing conditional writes', () => {

@@ -1,5 +1,8 @@
 import { createRequire } from 'node:module';
-import { mkdir } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
 import { parseS3Config, type S3Config } from '../store/config.js';
 import { createS3Store } from '../store/s3-store.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -8,6 +11,22 @@ import type { ObjectStore } from '../store/object-store.js';
 interface S3rverInstance {
   run(): Promise<{ address: string; port: number }>;
   close(): Promise<void>;
+  store: FilesystemStore;
+}
+interface S3rverObject {
+  bucket: string;
+  key: string;
+  metadata: unknown;
+  content: Buffer | Readable;
+}
+type StoreMethod = (bucket: string, key: string, ...rest: unknown[]) => Promise<unknown>;
+interface FilesystemStore {
+  getObject: StoreMethod;
+  deleteObject: StoreMethod;
+  putObject: (object: S3rverObject) => Promise<{ size: number; md5: string }>;
+  getResourcePath(bucket: string, key: string, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
+  copyObject: (srcBucket: string, srcKey: string, destBucket: string, destKey: string, ...rest: unknown[]) => Promise<unknown>;
 }
 type S3rverCtor = new (opts: Record<string, unknown>) => S3rverInstance;
 
@@ -53,6 +72,7 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
     silent: true,
     configureBuckets: [{ name: bucket }],
   });
+  makeObjectsAtomic(server.store);
   let addr: { port: number };
   try {
     addr = await server.run();
@@ -97,4 +117,62 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
       await server.close();
     },
   };
+}
+
+/**
+ * s3rver overwrites an object in place (truncate, then write), answers the PUT before the write is
+ * flushed, and keeps the MD5 ETag in a side file. So a GET racing (or just following) a PUT of the same
+ * key can get a torn body, a dropped connection, or an ETag belonging to other content — which would make
+ * an ETag-following watcher miss an update. Real S3 replaces objects atomically. Here PUT writes a temp
+ * file and renames it, every operation on one key is serialised, and GET bodies are read fully while the
+ * key is held: the same guarantee, for the in-process server.
+ */
+function makeObjectsAtomic(store: FilesystemStore): void {
+  const tails = new Map<string, Promise<void>>();
+  async function exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = tails.get(id) ?? Promise.resolve();
+    let release!: () => void;
+    const tail = prev.then(() => new Promise<void>((r) => (release = r)));
+    tails.set(id, tail);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (tails.get(id) === tail) tails.delete(id);
+    }
+  }
+  const id = (bucket: string, key: string) => `${bucket}\n${key}`;
+
+  const getObject = store.getObject.bind(store);
+  store.getObject = (bucket, key, ...rest) =>
+    exclusive(id(bucket, key), async () => {
+      const object = (await getObject(bucket, key, ...rest)) as { content?: Readable | null } | null;
+      if (object?.content) object.content = new PassThrough().end(await readAll(object.content));
+      return object;
+    });
+  store.putObject = (object) =>
+    exclusive(id(object.bucket, object.key), async () => {
+      const content = Buffer.isBuffer(object.content) ? object.content : await readAll(object.content);
+      const md5 = createHash('md5').update(content).digest('hex');
+      const path = store.getResourcePath(object.bucket, object.key, 'object');
+      await mkdir(dirname(path), { recursive: true });
+      // The temp name does not end in ._S3rver_object, so listings ignore it.
+      const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+      await writeFile(tmp, content);
+      await rename(tmp, path);
+      await store.putMetadata(object.bucket, object.key, object.metadata, md5);
+      return { size: content.length, md5 };
+    });
+  const deleteObject = store.deleteObject.bind(store);
+  store.deleteObject = (bucket, key, ...rest) => exclusive(id(bucket, key), () => deleteObject(bucket, key, ...rest));
+  const copyObject = store.copyObject.bind(store);
+  store.copyObject = (srcBucket, srcKey, destBucket, destKey, ...rest) =>
+    exclusive(id(destBucket, destKey), () => copyObject(srcBucket, srcKey, destBucket, destKey, ...rest));
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks);
 }
