@@ -49,6 +49,7 @@ export class LARS {
     if (vars.length !== grads.length) throw new Error(`LARS: ${vars.length} variables but ${grads.length} gradients`);
     const buffers = this.ensureBuffers(vars);
     tf.tidy(() => {
+      const one = tf.scalar(1);
       for (let i = 0; i < vars.length; i++) {
         const p = vars[i]!;
         let g = grads[i]!;
@@ -57,10 +58,10 @@ export class LARS {
         }
         if (p.rank !== 1) {
           if (this.weightDecay !== 0) g = tf.add(g, tf.mul(p, this.weightDecay));
-          const pn = tf.norm(p);
-          const gn = tf.norm(g);
-          const one = tf.onesLike(pn);
-          const q = tf.where(tf.greater(pn, 0), tf.where(tf.greater(gn, 0), tf.div(tf.mul(pn, this.eta), gn), one), one);
+          // sqrt(Σx²) rather than tf.norm, whose Pow/Abs kernels dominated the step on wasm.
+          const pn = tf.sqrt(tf.sum(tf.square(p)));
+          const gn = tf.sqrt(tf.sum(tf.square(g)));
+          const q = tf.where(tf.logicalAnd(tf.greater(pn, 0), tf.greater(gn, 0)), tf.div(tf.mul(pn, this.eta), gn), one);
           g = tf.mul(g, q);
         }
         const mu = buffers[i]!;
