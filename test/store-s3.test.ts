@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { withLocalS3 } from './helpers/s3.js';
+import { storeFromEnv } from '../shared/node/local-s3.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createS3Store } from '../shared/store/s3-store.js';
 import { createMemoryStore } from '../shared/store/memory-store.js';
 import { parseS3Config, s3ConfigFromEnv, S3ConfigError } from '../shared/store/config.js';
@@ -173,5 +177,30 @@ describe('S3 config from the environment', () => {
     expect(() => s3ConfigFromEnv({ S3_BUCKET: 'ab' })).toThrow(/S3_BUCKET must be 3–63/);
     expect(() => s3ConfigFromEnv({ S3_ACCESS_KEY_ID: 'only-one' })).toThrow(S3ConfigError);
     expect(() => s3ConfigFromEnv({ S3_ACCESS_KEY_ID: 'only-one' })).toThrow(/S3_SECRET_ACCESS_KEY/);
+  });
+});
+
+describe('storeFromEnv (the main command\'s store)', () => {
+  it('without S3_ENDPOINT starts the local server whose data survives a restart; with it, connects', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vicreg-env-'));
+    try {
+      const first = await storeFromEnv({ S3_LOCAL_PORT: '0' }, { localDir: dir });
+      expect(first.local).not.toBeNull();
+      await first.store.put('models/latest.json', '{"kept":true}');
+      // A second process would get these env vars and reach the same server over S3.
+      const remote = await storeFromEnv(first.local!.env);
+      expect(remote.local).toBeNull();
+      const viaEnv = await remote.store.get('models/latest.json');
+      expect(viaEnv && 'body' in viaEnv && text(viaEnv.body)).toBe('{"kept":true}');
+      await first.close();
+
+      const again = await storeFromEnv({ S3_LOCAL_PORT: '0' }, { localDir: dir });
+      const got = await again.store.get('models/latest.json');
+      expect(got && 'body' in got && text(got.body)).toBe('{"kept":true}');
+      await again.close();
+      await expect(storeFromEnv({ S3_LOCAL_PORT: 'x' }, { localDir: dir })).rejects.toThrow(/S3_LOCAL_PORT must be a port/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { parseS3Config, type S3Config } from '../store/config.js';
+import { parseS3Config, s3ConfigFromEnv, wantsLocalS3, type S3Config } from '../store/config.js';
 import { createS3Store } from '../store/s3-store.js';
 import type { ObjectStore } from '../store/object-store.js';
 
@@ -175,4 +175,31 @@ async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
   return Buffer.concat(chunks);
+}
+
+export interface StoreFromEnv {
+  store: ObjectStore;
+  /** Set when the embedded local server was started (no S3_ENDPOINT). */
+  local: LocalS3 | null;
+  close(): Promise<void>;
+}
+
+/**
+ * The main command's store: S3/R2/MinIO when S3_ENDPOINT is set, otherwise the embedded s3rver with
+ * its data under `localDir` (default .data/s3, git-ignored) on S3_LOCAL_PORT (default 4568; 0 = free).
+ */
+export async function storeFromEnv(
+  env: Record<string, string | undefined>,
+  opts: { localDir?: string; port?: number } = {},
+): Promise<StoreFromEnv> {
+  if (!wantsLocalS3(env)) {
+    const store = createS3Store(s3ConfigFromEnv(env));
+    return { store, local: null, close: async () => {} };
+  }
+  const portEnv = env['S3_LOCAL_PORT'];
+  const port = opts.port ?? (portEnv ? Number(portEnv) : 4568);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`S3_LOCAL_PORT must be a port number (0 = any free port), got '${portEnv}'`);
+  const local = await startLocalS3({ dir: opts.localDir ?? '.data/s3', port, bucket: env['S3_BUCKET'] || 'vicreg' });
+  return { store: local.store, local, close: () => local.close() };
 }
