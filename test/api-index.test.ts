@@ -44,6 +44,10 @@ describe('ExactIndex', () => {
     expect(filtered.every((h) => h.label === 'c1')).toBe(true);
     const c1Expected = all.filter((e) => e.label === 'c1').map((e) => ({ id: e.id, s: cosine(q, e.v) })).sort((a, b) => b.s - a.s);
     expect(filtered.map((h) => h.id)).toEqual(c1Expected.slice(1, 6).map((e) => e.id));
+
+    await index.upsert({ id: 'unlabelled', vector: q });
+    expect((await index.query(q, 1))[0]!.id).toBe('unlabelled');
+    expect((await index.query(q, 1, { labelled: true }))[0]!.id).toBe(expected[0]!.id);
   });
 
   it('upsert replaces, delete keeps the remaining rows correct, and get returns the stored vector', async () => {

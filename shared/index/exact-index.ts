@@ -120,6 +120,7 @@ export class ExactIndex implements VectorIndex {
     const rows = this.rows;
     for (let s = 0; s < this.count; s++) {
       if (filter?.label !== undefined && this.payloads[s]?.label !== filter.label) continue;
+      if (filter?.labelled && this.payloads[s]?.label === undefined) continue;
       if (exclude?.has(this.slotIds[s]!)) continue;
       let dot = 0;
       const base = s * d;

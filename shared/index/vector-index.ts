@@ -21,6 +21,8 @@ export interface IndexHit extends IndexPayload {
 export interface IndexFilter {
   /** Only entries with exactly this label. */
   label?: string;
+  /** Only entries that have a label (kNN classification). */
+  labelled?: boolean;
   /** Entries to leave out (e.g. the query's own id). */
   excludeIds?: string[];
 }

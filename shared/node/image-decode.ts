@@ -33,7 +33,7 @@ export function createSharpDecoder(opts: SharpDecoderOptions = {}): ImageDecoder
       try {
         meta = await sharp(bytes, { limitInputPixels: false }).metadata();
       } catch (err) {
-        throw new DecodeError('undecodable', `could not read the ${sniffed.toUpperCase()} header: ${(err as Error).message}`);
+        throw new DecodeError('undecodable', `could not read the ${sniffed.toUpperCase()} image: ${firstLine(err)}`);
       }
       const w = meta.width ?? 0;
       const h = meta.height ?? 0;
@@ -61,10 +61,15 @@ export function createSharpDecoder(opts: SharpDecoderOptions = {}): ImageDecoder
           sourceHeight: rotated ? w : h,
         };
       } catch (err) {
-        const msg = (err as Error).message;
+        const msg = firstLine(err);
         if (/pixel limit/i.test(msg)) throw new DecodeError('too-many-pixels', `image exceeds the pixel limit of ${maxPixels}`);
         throw new DecodeError('undecodable', `could not decode the ${sniffed.toUpperCase()} image: ${msg}`);
       }
     },
   };
+}
+
+/** libvips repeats its warnings; the first line says what is wrong. */
+function firstLine(err: unknown): string {
+  return String((err as Error).message ?? err).split('\n')[0]!.trim();
 }

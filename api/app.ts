@@ -1,0 +1,184 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { HTTPException } from 'hono/http-exception';
+import { IndexDimensionError } from '../shared/index/vector-index.js';
+import type { AppDeps, AppEnv, App } from './context.js';
+import { NoModelError } from './model-host.js';
+import { ApiError, problemResponse, unavailable } from './problem.js';
+import { allowedMethods, problemResponses, route } from './route.js';
+import { registerAdmin } from './routes/admin.js';
+import { registerGallery } from './routes/gallery.js';
+import { registerInference } from './routes/inference.js';
+import { registerModels } from './routes/models.js';
+import { ProblemSchema } from './schemas.js';
+
+export type { AppDeps, ApiConfig } from './context.js';
+export { DEFAULT_API_CONFIG } from './context.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The HTTP API, runtime-neutral: everything it touches (store, model host, gallery, jobs, decoder,
+ * clock, logger) is passed in, so the same app serves from Node (api/server.ts) or a Workers entry.
+ */
+export function createApp(deps: AppDeps): App {
+  const { config, logger, metrics, modelHost } = deps;
+  const app: App = new OpenAPIHono<AppEnv>();
+  app.openAPIRegistry.register('Problem', ProblemSchema);
+
+  // Request id, access log and request metrics wrap everything (errors included: onError sets c.res).
+  app.use('*', async (c, next) => {
+    const incoming = c.req.header('x-request-id');
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : globalThis.crypto.randomUUID();
+    c.set('requestId', requestId);
+    const t0 = performance.now();
+    await next();
+    c.res.headers.set('X-Request-Id', requestId);
+    const seconds = (performance.now() - t0) / 1000;
+    const routeLabel = c.get('route') ?? 'unmatched';
+    const labels = { route: routeLabel, method: c.req.method, status: String(c.res.status) };
+    metrics.requests.inc(labels);
+    metrics.latency.observe(labels, seconds);
+    const quiet = routeLabel === '/metrics' || routeLabel === '/healthz' || routeLabel === '/readyz';
+    (quiet ? logger.debug : logger.info)('request', {
+      requestId,
+      method: c.req.method,
+      path: new URL(c.req.url).pathname,
+      route: routeLabel,
+      status: c.res.status,
+      ms: Math.round(seconds * 10000) / 10,
+    });
+  });
+
+  if (config.corsOrigins.length > 0) {
+    app.use(
+      '*',
+      cors({
+        origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+        allowHeaders: ['Content-Type', 'Authorization', 'X-Request-Id'],
+        exposeHeaders: ['X-Request-Id', 'X-Model-Version', 'Location'],
+        maxAge: 600,
+      }),
+    );
+  }
+
+  const tooLarge = () =>
+    new ApiError(413, 'payload-too-large', 'Payload too large', `the request body is over the limit of ${config.maxBodyBytes} bytes (MAX_BODY_BYTES)`);
+  app.use('*', async (c, next) => {
+    if (c.req.method !== 'POST' && c.req.method !== 'PUT') return next();
+    const declared = Number(c.req.header('content-length') ?? NaN);
+    if (declared > config.maxBodyBytes) {
+      // Read and discard (bounded) before answering: a client still sending would otherwise see a reset
+      // connection instead of the 413.
+      await drain(c.req.raw.body, DRAIN_CAP);
+      return problem(c, tooLarge());
+    }
+    // Without a Content-Length (chunked), count bytes as they stream.
+    return bodyLimit({ maxSize: config.maxBodyBytes, onError: (cc) => problem(cc as Context<AppEnv>, tooLarge()) })(c, next);
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return problem(c, err);
+    if (err instanceof NoModelError) return problem(c, unavailable(err.message));
+    if (err instanceof IndexDimensionError) return problem(c, new ApiError(400, 'invalid-request', 'Invalid request', err.message));
+    if (err instanceof HTTPException) {
+      const status = err.status;
+      return problem(c, new ApiError(status, status === 413 ? 'payload-too-large' : 'http-error', err.message || 'HTTP error', err.message || `HTTP ${status}`));
+    }
+    logger.error('unhandled error', { requestId: c.get('requestId'), path: c.req.path, err: err as Error });
+    return problem(c, new ApiError(500, 'internal', 'Internal error', `something went wrong on our side; quote request id ${c.get('requestId')} when reporting it`));
+  });
+
+  app.notFound((c) => {
+    const allow = allowedMethods(app, c.req.path);
+    if (allow) {
+      return problem(
+        c,
+        new ApiError(405, 'method-not-allowed', 'Method not allowed', `${c.req.method} is not allowed on ${c.req.path}; use ${allow.join(', ')}`, {}, { Allow: allow.join(', ') }),
+      );
+    }
+    return problem(c, new ApiError(404, 'not-found', 'Not found', `no route ${c.req.method} ${c.req.path}; see /docs or /openapi.json`));
+  });
+
+  // Operations.
+  route(app, { method: 'get', path: '/healthz', tags: ['ops'], summary: 'Liveness', responses: { 200: { description: 'Alive' } } }, (c) => c.json({ status: 'ok' }));
+
+  route(
+    app,
+    {
+      method: 'get',
+      path: '/readyz',
+      tags: ['ops'],
+      summary: 'Ready once a model is loaded and its gallery index is complete',
+      responses: { 200: { description: 'Ready' }, ...problemResponses(503) },
+    },
+    (c) => {
+      const s = modelHost.status();
+      if (s.ready) return c.json({ status: 'ready', model: { version: s.serving }, indexSize: s.indexSize, loading: s.loading, failures: s.failures });
+      return problem(c, new ApiError(503, 'not-ready', 'Not ready', s.reason ?? 'not ready', { loading: s.loading, failures: s.failures, latest: s.latest }, { 'Retry-After': '2' }));
+    },
+  );
+
+  route(app, { method: 'get', path: '/metrics', tags: ['ops'], summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain; version=0.0.4' } } }, (c) => {
+    const pair = modelHost.current;
+    metrics.indexSize.reset();
+    if (pair) metrics.indexSize.set({ version: pair.version }, pair.index.sizeSync());
+    return c.body(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+  });
+
+  registerInference(app, deps);
+  registerGallery(app, deps);
+  registerModels(app, deps);
+  registerAdmin(app, deps);
+
+  route(app, { method: 'get', path: '/openapi.json', tags: ['ops'], summary: 'This API as OpenAPI 3.1', responses: { 200: { description: 'OpenAPI document' } } }, (c) =>
+    c.json(
+      app.getOpenAPI31Document({
+        openapi: '3.1.0',
+        info: {
+          title: 'VICReg embeddings API',
+          version: '1.0.0',
+          description: 'Image embeddings from a VICReg-pretrained backbone: embed, gallery search, classification, model management. Errors are application/problem+json (RFC 9457).',
+        },
+      }),
+    ),
+  );
+
+  route(app, { method: 'get', path: '/docs', tags: ['ops'], summary: 'Interactive API documentation', responses: { 200: { description: 'HTML' } } }, (c) => c.html(DOCS_HTML));
+
+  return app;
+}
+
+/** Bytes of an over-limit body read and thrown away before the 413; beyond that the connection is cut. */
+const DRAIN_CAP = 64 * 1024 * 1024;
+
+async function drain(body: ReadableStream<Uint8Array> | null, cap: number): Promise<void> {
+  if (!body) return;
+  const reader = body.getReader();
+  let seen = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      seen += value.byteLength;
+      if (seen > cap) return void (await reader.cancel());
+    }
+  } catch {
+    // The client went away: nothing to answer.
+  }
+}
+
+function problem(c: Context<AppEnv>, err: ApiError): Response {
+  return problemResponse(err.toProblem(new URL(c.req.url).pathname, c.get('requestId')), err.headers);
+}
+
+// Swagger UI from a CDN: the page works wherever the browser can reach jsDelivr; /openapi.json is the source.
+const DOCS_HTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>VICReg embeddings API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="ui"><p>Loading the API reference… If nothing appears, read <a href="/openapi.json">/openapi.json</a> directly.</p></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
+<script>window.onload = () => { if (window.SwaggerUIBundle) SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui' }); };</script>
+</body></html>`;

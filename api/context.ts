@@ -1,0 +1,45 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { ImageDecoder } from '../shared/image/decoder.js';
+import type { Clock } from '../shared/jobs/clock.js';
+import type { ObjectStore } from '../shared/store/object-store.js';
+import type { Gallery } from './gallery.js';
+import type { JobsPort } from './jobs.js';
+import type { Logger } from './logger.js';
+import type { ApiMetrics } from './metrics.js';
+import type { ModelHost } from './model-host.js';
+import type { ModelSource } from './model-source.js';
+
+export interface ApiConfig {
+  /** Largest accepted request body (and single image), bytes. */
+  maxBodyBytes: number;
+  /** Bearer token for /admin/*; undefined = admin routes answer 503. */
+  adminToken?: string;
+  /** Allowed CORS origins; ['*'] for any; [] = no CORS headers. */
+  corsOrigins: string[];
+  /** kNN classification temperature (the reference protocol's 0.07). */
+  knnTemperature: number;
+}
+
+export const DEFAULT_API_CONFIG: ApiConfig = {
+  maxBodyBytes: 10 * 1024 * 1024,
+  corsOrigins: [],
+  knnTemperature: 0.07,
+};
+
+export interface AppDeps {
+  store: ObjectStore;
+  /** The current (model, index) pair and the hot-loader. */
+  modelHost: ModelHost;
+  /** Checkpoint listing and activation. */
+  models: ModelSource;
+  gallery: Gallery;
+  jobs: JobsPort;
+  decoder: ImageDecoder;
+  config: ApiConfig;
+  clock: Clock;
+  logger: Logger;
+  metrics: ApiMetrics;
+}
+
+export type AppEnv = { Variables: { requestId: string; route: string } };
+export type App = OpenAPIHono<AppEnv>;

@@ -1,0 +1,421 @@
+import { z } from 'zod';
+import type { DecodeTarget, ImageDecoder } from '../shared/image/decoder.js';
+import { ExactIndex, deserializeExactIndex } from '../shared/index/exact-index.js';
+import type { ObjectStore } from '../shared/store/object-store.js';
+import { MicroBatcher } from './batcher.js';
+import type { Gallery, GalleryItem } from './gallery.js';
+import type { Logger } from './logger.js';
+import type { ApiMetrics } from './metrics.js';
+import type { ModelSource, Preprocessing, ServingModel } from './model-source.js';
+import { normalise } from './preprocess.js';
+
+/**
+ * Serves one (model, gallery index) pair at a time and follows models/latest.json. A new version is
+ * loaded, verified and its index built (from the snapshot in index/<version>/ or by re-embedding the
+ * gallery) in the background while the old pair keeps serving; then both are swapped in one assignment.
+ * Requests lease the pair they started with, so a swap never changes the model under a request, and
+ * the old model is disposed when its last lease ends.
+ */
+export class ServingPair {
+  readonly batcher: MicroBatcher<Float32Array, Float32Array>;
+  /** id → gallery revision embedded in the index (to notice replaced images after a restart). */
+  readonly revisions: Map<string, string>;
+  private leases = 0;
+  private retired = false;
+  private disposed = false;
+
+  constructor(
+    readonly model: ServingModel,
+    readonly index: ExactIndex,
+    revisions: Map<string, string>,
+    batch: { maxBatch: number; maxWaitMs: number },
+    metrics: ApiMetrics,
+  ) {
+    this.revisions = revisions;
+    const size = model.preprocessing.inputSize ** 2 * model.preprocessing.channels;
+    this.batcher = new MicroBatcher<Float32Array, Float32Array>({
+      maxBatch: batch.maxBatch,
+      maxWaitMs: batch.maxWaitMs,
+      run: async (items) => {
+        const input = new Float32Array(items.length * size);
+        items.forEach((x, i) => input.set(x, i * size));
+        const out = await model.forward(input, items.length);
+        const d = model.dimension;
+        return items.map((_, i) => out.slice(i * d, (i + 1) * d));
+      },
+      onBatch: (n, ms) => {
+        metrics.batchSize.observe({}, n);
+        metrics.batchSeconds.observe({}, ms / 1000);
+      },
+    });
+  }
+
+  get version(): string {
+    return this.model.version;
+  }
+
+  get preprocessing(): Preprocessing {
+    return this.model.preprocessing;
+  }
+
+  get target(): DecodeTarget {
+    return { size: this.model.preprocessing.inputSize, channels: this.model.preprocessing.channels, resize: this.model.preprocessing.resize ?? 'fill' };
+  }
+
+  /** Embed normalised images through the micro-batcher. */
+  embed(inputs: Float32Array[]): Promise<Float32Array[]> {
+    return this.batcher.submitAll(inputs);
+  }
+
+  acquire(): () => void {
+    this.leases++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.leases--;
+      this.maybeDispose();
+    };
+  }
+
+  retire(): void {
+    this.retired = true;
+    this.maybeDispose();
+  }
+
+  private maybeDispose(): void {
+    if (this.retired && this.leases === 0 && this.batcher.pending === 0 && !this.disposed) {
+      this.disposed = true;
+      this.model.dispose();
+    }
+  }
+}
+
+export interface LoadFailure {
+  version: string;
+  error: string;
+  at: string;
+}
+
+export interface HostStatus {
+  ready: boolean;
+  reason?: string;
+  serving: string | null;
+  latest: string | null;
+  loading: { version: string; phase: 'loading' | 'indexing'; done: number; total: number } | null;
+  failures: LoadFailure[];
+  indexSize: number;
+}
+
+export class NoModelError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'NoModelError';
+  }
+}
+
+export interface ModelHostDeps {
+  source: ModelSource;
+  store: ObjectStore;
+  gallery: Gallery;
+  decoder: ImageDecoder;
+  metrics: ApiMetrics;
+  logger: Logger;
+  batch: { maxBatch: number; maxWaitMs: number };
+  now?: () => number;
+  /** Delay before an index snapshot is written after a gallery change (coalesces bursts). */
+  snapshotDelayMs?: number;
+}
+
+const Revisions = z.record(z.string(), z.string());
+const snapshotKey = (v: string) => `index/${v}/snapshot.bin`;
+const revisionsKey = (v: string) => `index/${v}/revisions.json`;
+/** Gallery images decoded and embedded per step of a re-index. */
+const REINDEX_CHUNK = 64;
+
+export class ModelHost {
+  private serving: ServingPair | null = null;
+  private latest: string | null = null;
+  private latestError: string | null = null;
+  private building: { version: string; phase: 'loading' | 'indexing'; done: number; total: number; dirty: Set<string> } | null = null;
+  private readonly failures = new Map<string, LoadFailure>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
+  private refreshing: Promise<void> | null = null;
+  private snapshotTimer: ReturnType<typeof setTimeout> | undefined;
+  private snapshotWriting: Promise<void> | null = null;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: ModelHostDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** The pair serving now (null before the first model is ready). */
+  get current(): ServingPair | null {
+    return this.serving;
+  }
+
+  /** Lease the serving pair for one request; throws NoModelError (→ 503) when none is ready. */
+  lease(): { pair: ServingPair; release: () => void } {
+    const pair = this.serving;
+    if (!pair) throw new NoModelError(this.status().reason ?? 'no model is loaded yet');
+    return { pair, release: pair.acquire() };
+  }
+
+  status(): HostStatus {
+    const b = this.building;
+    const base = {
+      serving: this.serving?.version ?? null,
+      latest: this.latest,
+      loading: b ? { version: b.version, phase: b.phase, done: b.done, total: b.total } : null,
+      failures: [...this.failures.values()],
+      indexSize: this.serving?.index.sizeSync() ?? 0,
+    };
+    if (this.serving) return { ready: true, ...base };
+    let reason: string;
+    if (b) reason = b.phase === 'loading' ? `loading model ${b.version}` : `re-indexing the gallery for model ${b.version}: ${b.done}/${b.total} images`;
+    else if (this.latestError) reason = `cannot read models/latest.json: ${this.latestError}`;
+    else if (this.latest === null) reason = 'no model has been published yet (models/latest.json is missing); train one or wait for the worker';
+    else if (this.failures.has(this.latest)) reason = `model ${this.latest} failed to load: ${this.failures.get(this.latest)!.error}`;
+    else reason = 'starting';
+    return { ready: false, reason, ...base };
+  }
+
+  /** Poll now, then every pollMs. */
+  start(pollMs: number): void {
+    this.stopped = false;
+    const tick = async () => {
+      await this.refresh();
+      if (!this.stopped) this.timer = setTimeout(tick, pollMs);
+    };
+    void tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.refreshing;
+    await this.flushSnapshot();
+  }
+
+  /**
+   * One poll: read latest; if it names a version that is neither serving nor known-bad, load it, build
+   * its index and swap. Concurrent calls share the same run.
+   */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.refreshOnce().finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  private async refreshOnce(): Promise<void> {
+    const { logger } = this.deps;
+    try {
+      this.latest = await this.deps.source.readLatest();
+      this.latestError = null;
+    } catch (err) {
+      this.latestError = (err as Error).message;
+      logger.warn('could not read latest model pointer', { err: err as Error });
+      return;
+    }
+    const v = this.latest;
+    if (v === null || v === this.serving?.version || this.failures.has(v)) return;
+    try {
+      const pair = await this.build(v);
+      const old = this.serving;
+      this.serving = pair; // the swap: model and index change together
+      this.deps.metrics.modelSwaps.inc();
+      this.deps.metrics.modelInfo.reset();
+      this.deps.metrics.modelInfo.set({ version: v }, 1);
+      old?.retire();
+      logger.info('serving model', { version: v, previous: old?.version ?? null, indexSize: pair.index.sizeSync() });
+      this.scheduleSnapshot();
+    } catch (err) {
+      const message = (err as Error).message;
+      this.failures.set(v, { version: v, error: message, at: new Date(this.now()).toISOString() });
+      this.deps.metrics.loadFailures.inc({ version: v });
+      logger.error('model version failed to load; skipping it', { version: v, err: err as Error });
+    } finally {
+      this.building = null;
+    }
+  }
+
+  private async build(version: string): Promise<ServingPair> {
+    const { source, logger } = this.deps;
+    const started = this.now();
+    this.building = { version, phase: 'loading', done: 0, total: 0, dirty: new Set() };
+    const model = await source.load(version);
+    try {
+      const { index, revisions, fromSnapshot } = await this.loadSnapshot(model);
+      const pair = new ServingPair(model, index, revisions, this.deps.batch, this.deps.metrics);
+      this.building.phase = 'indexing';
+      await this.reconcile(pair);
+      // Gallery writes made while we indexed: apply them with the new model before swapping.
+      for (let round = 0; this.building.dirty.size > 0 && round < 10; round++) {
+        const ids = [...this.building.dirty];
+        this.building.dirty.clear();
+        await this.reindexIds(pair, ids);
+      }
+      logger.info('model ready', { version, ms: this.now() - started, indexSize: index.sizeSync(), fromSnapshot });
+      return pair;
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  }
+
+  private async loadSnapshot(model: ServingModel): Promise<{ index: ExactIndex; revisions: Map<string, string>; fromSnapshot: boolean }> {
+    const { store, logger } = this.deps;
+    const empty = () => ({ index: new ExactIndex(model.dimension), revisions: new Map<string, string>(), fromSnapshot: false });
+    try {
+      const [snap, revs] = await Promise.all([store.get(snapshotKey(model.version)), store.get(revisionsKey(model.version))]);
+      if (!snap || 'notModified' in snap || !revs || 'notModified' in revs) return empty();
+      const index = deserializeExactIndex(snap.body);
+      if (index.dimension !== model.dimension) throw new Error(`snapshot has dimension ${index.dimension}, model has ${model.dimension}`);
+      const revisions = new Map(Object.entries(Revisions.parse(JSON.parse(new TextDecoder().decode(revs.body)))));
+      return { index, revisions, fromSnapshot: true };
+    } catch (err) {
+      logger.warn('index snapshot unusable; re-embedding the gallery', { version: model.version, err: err as Error });
+      return empty();
+    }
+  }
+
+  /** Make the pair's index match the gallery: embed new or replaced items, drop deleted ones. */
+  private async reconcile(pair: ServingPair): Promise<void> {
+    const { gallery } = this.deps;
+    const ids = await gallery.ids();
+    const wanted = new Set(ids);
+    for (const id of await pair.index.ids()) {
+      if (!wanted.has(id)) {
+        await pair.index.delete(id);
+        pair.revisions.delete(id);
+      }
+    }
+    const items = await mapLimit(ids, 16, (id) => gallery.get(id));
+    const stale = items.filter((it): it is GalleryItem => it !== null && pair.revisions.get(it.id) !== it.revision);
+    if (this.building) this.building.total = stale.length;
+    for (let i = 0; i < stale.length; i += REINDEX_CHUNK) {
+      await this.embedItems(pair, stale.slice(i, i + REINDEX_CHUNK));
+      if (this.building) this.building.done = Math.min(stale.length, i + REINDEX_CHUNK);
+    }
+  }
+
+  private async reindexIds(pair: ServingPair, ids: string[]): Promise<void> {
+    const items = await Promise.all(ids.map((id) => this.deps.gallery.get(id)));
+    const present: GalleryItem[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const it = items[i];
+      if (it) present.push(it);
+      else {
+        await pair.index.delete(ids[i]!);
+        pair.revisions.delete(ids[i]!);
+      }
+    }
+    await this.embedItems(pair, present);
+  }
+
+  /** Fetch, decode and embed gallery items with the pair's model (one forward pass per chunk). */
+  private async embedItems(pair: ServingPair, items: GalleryItem[]): Promise<void> {
+    const { gallery, decoder, logger } = this.deps;
+    const decoded = await mapLimit(items, 8, async (it) => {
+      const img = await gallery.image(it.id);
+      if (!img) return null;
+      try {
+        return normalise(await decoder.decode(img.body, pair.target), pair.preprocessing);
+      } catch (err) {
+        logger.warn('gallery image cannot be decoded; leaving it out of the index', { id: it.id, err: err as Error });
+        return null;
+      }
+    });
+    const ok = items.map((it, i) => ({ it, x: decoded[i] })).filter((e): e is { it: GalleryItem; x: Float32Array } => !!e.x);
+    if (ok.length === 0) return;
+    const size = ok[0]!.x.length;
+    const input = new Float32Array(ok.length * size);
+    ok.forEach((e, i) => input.set(e.x, i * size));
+    const out = await pair.model.forward(input, ok.length);
+    const d = pair.model.dimension;
+    ok.forEach((e, i) => {
+      pair.index.upsertSync({ id: e.it.id, vector: out.subarray(i * d, (i + 1) * d), label: e.it.label, metadata: e.it.metadata });
+      pair.revisions.set(e.it.id, e.it.revision);
+    });
+    // Let queued requests run between chunks of a long re-index.
+    await new Promise((r) => setTimeout(r, 0));
+  }
+
+  /** A gallery item was added or replaced: index it in the serving pair now; queue it for a build. */
+  async indexItem(pair: ServingPair, item: GalleryItem, vector: Float32Array): Promise<void> {
+    await pair.index.upsert({ id: item.id, vector, label: item.label, metadata: item.metadata });
+    pair.revisions.set(item.id, item.revision);
+    this.building?.dirty.add(item.id);
+    // The request's pair was swapped out meanwhile: index the item in the pair serving now too.
+    const now = this.serving;
+    if (now && now !== pair) await this.reindexIds(now, [item.id]);
+    this.scheduleSnapshot();
+  }
+
+  async removeItem(id: string): Promise<void> {
+    const pair = this.serving;
+    if (pair) {
+      await pair.index.delete(id);
+      pair.revisions.delete(id);
+    }
+    this.building?.dirty.add(id);
+    this.scheduleSnapshot();
+  }
+
+  /** Gallery item added while no model is serving: the first build's reconcile will pick it up. */
+  noteChange(id: string): void {
+    this.building?.dirty.add(id);
+  }
+
+  private scheduleSnapshot(): void {
+    if (this.snapshotTimer || this.stopped) return;
+    this.snapshotTimer = setTimeout(() => {
+      this.snapshotTimer = undefined;
+      void this.writeSnapshot();
+    }, this.deps.snapshotDelayMs ?? 500);
+  }
+
+  /** Write the serving index to index/<version>/ (now, skipping the delay). */
+  async flushSnapshot(): Promise<void> {
+    if (this.snapshotTimer) {
+      clearTimeout(this.snapshotTimer);
+      this.snapshotTimer = undefined;
+      await this.writeSnapshot();
+    }
+    await this.snapshotWriting;
+  }
+
+  private async writeSnapshot(): Promise<void> {
+    await this.snapshotWriting; // one writer at a time; the later write carries the later state
+    const pair = this.serving;
+    if (!pair) return;
+    const run = (async () => {
+      const revisions = JSON.stringify(Object.fromEntries(pair.revisions));
+      const bytes = await pair.index.serialize();
+      // Index first: a crash between the writes leaves revisions older than the index, which only causes
+      // extra re-embedding on restart (revision mismatch), never a missed change.
+      await this.deps.store.put(snapshotKey(pair.version), bytes, { contentType: 'application/octet-stream' });
+      await this.deps.store.put(revisionsKey(pair.version), revisions, { contentType: 'application/json' });
+    })();
+    this.snapshotWriting = run.then(
+      () => undefined,
+      (err) => this.deps.logger.warn('could not write the index snapshot', { version: pair.version, err: err as Error }),
+    );
+    await this.snapshotWriting;
+  }
+}
+
+async function mapLimit<T, R>(xs: T[], limit: number, f: (x: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(xs.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, xs.length) }, async () => {
+    while (next < xs.length) {
+      const i = next++;
+      out[i] = await f(xs[i]!);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}

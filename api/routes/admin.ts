@@ -1,0 +1,180 @@
+import type { Context, Next } from 'hono';
+import { JobId } from '../../shared/jobs/schema.js';
+import type { App, AppDeps, AppEnv } from '../context.js';
+import { jsonBody } from '../input.js';
+import { lossSvg } from '../loss-svg.js';
+import { VersionNotFoundError } from '../model-source.js';
+import { ApiError, conflict, notFound } from '../problem.js';
+import { problemResponses, route } from '../route.js';
+import { JobIdParam, RetrainRequest, VersionParam } from '../schemas.js';
+import { z } from '@hono/zod-openapi';
+
+const JobSchema = z.record(z.string(), z.unknown()).openapi('Job', { description: 'A job file (request, state, progress, metrics)' });
+const security = [{ Bearer: [] }];
+
+/** Admin routes: retrain jobs and model activation, behind a bearer token. */
+export function registerAdmin(app: App, deps: AppDeps): void {
+  const { jobs, models, modelHost, config, logger } = deps;
+  app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' });
+  app.use('/admin/*', adminAuth(config.adminToken));
+
+  route(
+    app,
+    {
+      method: 'post',
+      path: '/admin/retrain',
+      tags: ['admin'],
+      summary: 'Queue a retraining job (the worker picks it up)',
+      security,
+      request: { body: { required: true, content: { 'application/json': { schema: RetrainRequest } } } },
+      responses: {
+        202: { description: 'Queued', content: { 'application/json': { schema: z.object({ job: JobSchema }) } } },
+        ...problemResponses(400, 401, 415, 503),
+      },
+    },
+    async (c) => {
+      const t = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+      if (t !== 'application/json') throw new ApiError(415, 'unsupported-media-type', 'Unsupported media type', `send the job request as application/json, not ${t || 'no Content-Type'}`);
+      const request = await jsonBody(c, RetrainRequest);
+      const job = await jobs.create(request);
+      logger.info('retrain job queued', { requestId: c.get('requestId'), job: job.id, dataset: request.dataset.kind });
+      c.header('Location', `/admin/jobs/${job.id}`);
+      return c.json({ job }, 202);
+    },
+  );
+
+  route(
+    app,
+    {
+      method: 'get',
+      path: '/admin/jobs',
+      tags: ['admin'],
+      summary: 'All jobs, newest first',
+      security,
+      responses: { 200: { description: 'Jobs', content: { 'application/json': { schema: z.object({ jobs: z.array(JobSchema) }) } } }, ...problemResponses(401, 503) },
+    },
+    async (c) => c.json({ jobs: await jobs.list() }),
+  );
+
+  route(
+    app,
+    {
+      method: 'get',
+      path: '/admin/jobs/{id}',
+      tags: ['admin'],
+      summary: 'One job: state, progress, metrics, result',
+      security,
+      request: { params: JobIdParam },
+      responses: { 200: { description: 'The job', content: { 'application/json': { schema: JobSchema } } }, ...problemResponses(401, 404, 503) },
+    },
+    async (c) => c.json(await findJob(c)),
+  );
+
+  route(
+    app,
+    {
+      method: 'get',
+      path: '/admin/jobs/{id}/loss.svg',
+      tags: ['admin'],
+      summary: 'The job’s loss curve as an SVG image',
+      security,
+      request: { params: JobIdParam },
+      responses: { 200: { description: 'image/svg+xml' }, ...problemResponses(401, 404, 503) },
+    },
+    async (c) => {
+      const job = await findJob(c);
+      const svg = lossSvg(job.progress?.lossHistory ?? [], `job ${job.id} — ${job.state}`);
+      return c.body(svg, 200, { 'Content-Type': 'image/svg+xml; charset=utf-8' });
+    },
+  );
+
+  route(
+    app,
+    {
+      method: 'post',
+      path: '/admin/jobs/{id}/cancel',
+      tags: ['admin'],
+      summary: 'Cancel a job (queued: at once; running: within one step)',
+      security,
+      request: { params: JobIdParam },
+      responses: { 202: { description: 'Cancel requested', content: { 'application/json': { schema: z.object({ job: JobSchema }) } } }, ...problemResponses(401, 404, 503) },
+    },
+    async (c) => {
+      const id = c.req.param('id')!;
+      const job = JobId.safeParse(id).success ? await jobs.cancel(id) : null;
+      if (!job) throw notFound(`there is no job ${id}`);
+      return c.json({ job }, 202);
+    },
+  );
+
+  route(
+    app,
+    {
+      method: 'post',
+      path: '/admin/models/{version}/activate',
+      tags: ['admin'],
+      summary: 'Point latest at a version (promote or roll back); this replica starts loading it at once',
+      security,
+      request: { params: VersionParam },
+      responses: {
+        202: {
+          description: 'latest.json moved; the version serves once loaded and indexed (see /v1/models)',
+          content: { 'application/json': { schema: z.object({ latest: z.string(), serving: z.string().nullable() }) } },
+        },
+        ...problemResponses(401, 404, 409, 503),
+      },
+    },
+    async (c) => {
+      const version = c.req.param('version')!;
+      try {
+        await models.activate(version);
+      } catch (err) {
+        if (err instanceof VersionNotFoundError) throw notFound(err.message);
+        if (err instanceof Error && err.name === 'CheckpointError') throw conflict(err.message);
+        throw err;
+      }
+      logger.info('model activated', { requestId: c.get('requestId'), version });
+      void modelHost.refresh();
+      return c.json({ latest: version, serving: modelHost.current?.version ?? null }, 202);
+    },
+  );
+
+  async function findJob(c: Context<AppEnv>) {
+    const id = c.req.param('id')!;
+    const job = JobId.safeParse(id).success ? await jobs.get(id) : null;
+    if (!job) throw notFound(`there is no job ${id}`);
+    return job;
+  }
+}
+
+/** Bearer check with a constant-time comparison (of SHA-256 digests, so lengths do not leak either). */
+export function adminAuth(token: string | undefined) {
+  const expected = token ? digest(token) : null;
+  return async (c: Context<AppEnv>, next: Next) => {
+    if (!expected) throw new ApiError(503, 'admin-disabled', 'Admin routes disabled', 'no admin token is configured; set ADMIN_TOKEN and restart to enable /admin');
+    const header = c.req.header('authorization') ?? '';
+    const m = /^Bearer\s+(.+)$/i.exec(header);
+    const ok = m ? timingSafeEqual(await digest(m[1]!.trim()), await expected) : false;
+    if (!ok) {
+      throw new ApiError(
+        401,
+        'unauthorized',
+        'Unauthorized',
+        m ? 'the bearer token is wrong' : 'send Authorization: Bearer <ADMIN_TOKEN>',
+        {},
+        { 'WWW-Authenticate': 'Bearer realm="admin"' },
+      );
+    }
+    await next();
+  };
+}
+
+async function digest(s: string): Promise<Uint8Array> {
+  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(s)));
+}
+
+function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}

@@ -1,0 +1,152 @@
+import { z } from '@hono/zod-openapi';
+import { RetrainRequest as RetrainRequestCore } from '../shared/jobs/schema.js';
+import { GalleryId, GalleryLabel, GalleryMetadata } from './gallery.js';
+
+/**
+ * The HTTP contract's zod schemas: they validate requests and generate /openapi.json, so the two cannot
+ * drift. Response schemas are documentation (the handlers build those objects).
+ */
+export const MAX_JSON_IMAGES = 64;
+
+export const Base64Image = z
+  .string()
+  .min(1)
+  .openapi({ description: 'Image bytes, base64 (a data: URL prefix is accepted)', example: 'iVBORw0KGgo…' });
+
+export const EmbeddingsJson = z
+  .object({
+    images: z.array(z.object({ base64: Base64Image })).min(1).max(MAX_JSON_IMAGES),
+  })
+  .strict()
+  .openapi('EmbeddingsRequest');
+
+export const ModelRef = z.object({ version: z.string() }).openapi('ModelRef');
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().optional(),
+    requestId: z.string().optional(),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .openapi('Problem');
+
+export const EmbeddingsResponse = z
+  .object({
+    model: ModelRef,
+    dimension: z.number().int(),
+    data: z.array(
+      z.union([
+        z.object({ index: z.number().int(), embedding: z.array(z.number()) }),
+        z.object({ index: z.number().int(), error: ProblemSchema }),
+      ]),
+    ),
+  })
+  .openapi('EmbeddingsResponse');
+
+export const ImageJson = z
+  .object({
+    base64: Base64Image,
+    id: GalleryId.optional(),
+    label: GalleryLabel.optional(),
+    metadata: GalleryMetadata.optional(),
+  })
+  .strict()
+  .openapi('GalleryImageRequest');
+
+export const GalleryItemResponse = z
+  .object({
+    id: z.string(),
+    label: z.string().optional(),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+    contentType: z.string(),
+    bytes: z.number().int(),
+    createdAt: z.string(),
+    indexed: z.boolean().openapi({ description: 'In the serving model’s index' }),
+  })
+  .openapi('GalleryItem');
+
+export const ImageCreated = z.object({ id: z.string(), model: ModelRef.nullable() }).openapi('GalleryImageCreated');
+
+export const ListQuery = z.object({
+  cursor: GalleryId.optional().openapi({ description: 'nextCursor from the previous page' }),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const ImageList = z
+  .object({ items: z.array(GalleryItemResponse), nextCursor: z.string().nullable() })
+  .openapi('GalleryPage');
+
+export const K = z.coerce.number().int().min(1).max(1000);
+
+export const SearchJson = z
+  .object({
+    id: GalleryId.optional(),
+    vector: z.array(z.number()).min(1).optional(),
+    base64: Base64Image.optional(),
+    k: K.default(10),
+    filter: z.object({ label: GalleryLabel.optional() }).strict().optional(),
+  })
+  .strict()
+  .refine((b) => [b.id, b.vector, b.base64].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of id, vector or base64',
+    path: ['id'],
+  })
+  .openapi('SearchRequest');
+
+export const SearchQuery = z.object({ k: K.default(10), label: GalleryLabel.optional() });
+
+export const SearchResponse = z
+  .object({
+    model: ModelRef,
+    results: z.array(
+      z.object({
+        id: z.string(),
+        score: z.number(),
+        label: z.string().optional(),
+        metadata: z.record(z.string(), z.unknown()).optional(),
+      }),
+    ),
+  })
+  .openapi('SearchResponse');
+
+export const ClassifyQuery = z.object({
+  method: z.enum(['knn', 'linear']).default('knn'),
+  k: K.default(20),
+});
+
+export const ClassifyJson = z.object({ base64: Base64Image }).strict().openapi('ClassifyRequest');
+
+export const ClassifyResponse = z
+  .object({
+    model: ModelRef,
+    method: z.enum(['knn', 'linear']),
+    predictions: z.array(z.object({ label: z.string(), probability: z.number() })),
+  })
+  .openapi('ClassifyResponse');
+
+export const ModelState = z.enum(['serving', 'loading', 'available', 'failed', 'rejected']);
+
+export const ModelEntry = z
+  .object({
+    version: z.string(),
+    state: ModelState,
+    latest: z.boolean(),
+    createdAt: z.string().optional(),
+    parent: z.string().nullable().optional(),
+    metrics: z.record(z.string(), z.number().nullable()).optional(),
+    representationDim: z.number().optional(),
+    error: z.string().optional(),
+  })
+  .openapi('ModelEntry');
+
+export const ModelsResponse = z.object({ current: z.string().nullable(), models: z.array(ModelEntry) }).openapi('Models');
+
+export const RetrainRequest = RetrainRequestCore.openapi('RetrainRequest');
+
+export const VersionParam = z.object({ version: z.string().min(1).max(64) });
+export const IdParam = z.object({ id: GalleryId });
+export const JobIdParam = z.object({ id: z.string().min(1).max(128) });

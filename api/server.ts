@@ -1,0 +1,151 @@
+/**
+ * Node entry: reads the environment, builds the app's dependencies (S3 store, sharp decoder, model host
+ * following models/latest.json) and serves with @hono/node-server. `startApiServer` is what the
+ * `npm start` orchestrator and the tests call; running this file directly serves from process.env.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import { z } from 'zod';
+import { systemClock, type Clock } from '../shared/jobs/clock.js';
+import { initNodeBackend } from '../shared/node/backend-node.js';
+import { createSharpDecoder } from '../shared/node/image-decode.js';
+import { s3ConfigFromEnv } from '../shared/store/config.js';
+import type { ObjectStore } from '../shared/store/object-store.js';
+import { createS3Store } from '../shared/store/s3-store.js';
+import { createApp } from './app.js';
+import { checkpointSource } from './checkpoint-source.js';
+import type { App, ApiConfig } from './context.js';
+import { Gallery } from './gallery.js';
+import { storeJobs } from './jobs.js';
+import { createJsonLogger, type Logger, type LogLevel } from './logger.js';
+import { ApiMetrics } from './metrics.js';
+import { ModelHost } from './model-host.js';
+import type { ModelSource } from './model-source.js';
+
+const int = (name: string, min: number, max: number) =>
+  z.coerce.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).min(min, `${name} must be ≥ ${min}`).max(max, `${name} must be ≤ ${max}`);
+
+/** Every setting, with its default (listed in the README). */
+export const ApiEnv = z.object({
+  PORT: int('PORT', 0, 65535).default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  ADMIN_TOKEN: z.string().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
+  CORS_ORIGINS: z.string().default('').describe("comma-separated origins, or '*'"),
+  MAX_BODY_BYTES: int('MAX_BODY_BYTES', 1024, 1024 ** 3).default(10 * 1024 * 1024),
+  MAX_PIXELS: int('MAX_PIXELS', 64, 1_000_000_000).default(40_000_000),
+  BATCH_MAX: int('BATCH_MAX', 1, 1024).default(64),
+  BATCH_WAIT_MS: int('BATCH_WAIT_MS', 0, 1000).default(5),
+  POLL_INTERVAL_MS: int('POLL_INTERVAL_MS', 100, 3_600_000).default(2000),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+export type ApiEnv = z.output<typeof ApiEnv>;
+
+export class ApiEnvError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ApiEnvError';
+  }
+}
+
+export function parseApiEnv(env: Record<string, string | undefined>): ApiEnv {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([k, v]) => k in ApiEnv.shape && v !== undefined && v !== ''));
+  const r = ApiEnv.safeParse(cleaned);
+  if (!r.success) throw new ApiEnvError(`invalid API settings: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+export interface StartApiOptions {
+  /** Settings as environment variables (default process.env); explicit options below win. */
+  env?: Record<string, string | undefined>;
+  /** A ready store (the orchestrator's local S3); default: S3 from the S3_* variables. */
+  store?: ObjectStore;
+  port?: number;
+  host?: string;
+  logger?: Logger;
+  clock?: Clock;
+  /** Override the model source (default: checkpoints in the store). */
+  models?: ModelSource;
+  /** Pick the tfjs backend first (default true; tests that already chose one pass false). */
+  initBackend?: boolean;
+  /** Resolve only once the first model serves (or failed); default false. */
+  waitForModel?: boolean;
+  /** Overrides of the parsed environment. */
+  settings?: Partial<ApiEnv>;
+}
+
+export interface ApiServer {
+  url: string;
+  port: number;
+  app: App;
+  host: ModelHost;
+  metrics: ApiMetrics;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiServer> {
+  const env = opts.env ?? process.env;
+  const settings = { ...parseApiEnv(env), ...opts.settings };
+  const logger = opts.logger ?? createJsonLogger({ level: settings.LOG_LEVEL as LogLevel });
+  if (opts.initBackend ?? true) await initNodeBackend({ env, log: (m) => logger.info('compute backend', { detail: m }) });
+  const store = opts.store ?? createS3Store(s3ConfigFromEnv(env));
+  const clock = opts.clock ?? systemClock;
+  const metrics = new ApiMetrics();
+  const decoder = createSharpDecoder({ maxPixels: settings.MAX_PIXELS });
+  const gallery = new Gallery(store, () => clock.now());
+  const models = opts.models ?? checkpointSource(store);
+  const host = new ModelHost({
+    source: models,
+    store,
+    gallery,
+    decoder,
+    metrics,
+    logger,
+    batch: { maxBatch: settings.BATCH_MAX, maxWaitMs: settings.BATCH_WAIT_MS },
+    now: () => clock.now(),
+  });
+  const config: ApiConfig = {
+    maxBodyBytes: settings.MAX_BODY_BYTES,
+    ...(settings.ADMIN_TOKEN ? { adminToken: settings.ADMIN_TOKEN } : {}),
+    corsOrigins: settings.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
+    knnTemperature: 0.07,
+  };
+  if (!config.adminToken) logger.warn('ADMIN_TOKEN is not set: /admin routes answer 503');
+  const app = createApp({ store, modelHost: host, models, gallery, jobs: storeJobs(store, clock), decoder, config, clock, logger, metrics });
+
+  const port = opts.port ?? settings.PORT;
+  const hostname = opts.host ?? settings.HOST;
+  const { server, actualPort } = await new Promise<{ server: ServerType; actualPort: number }>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port, hostname }, (info) => resolve({ server: s, actualPort: info.port }));
+    s.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(err.code === 'EADDRINUSE' ? `port ${port} on ${hostname} is in use; set PORT to a free port` : `cannot listen on ${hostname}:${port}: ${err.message}`)),
+    );
+  });
+  const url = `http://${hostname.includes(':') ? `[${hostname}]` : hostname}:${actualPort}`;
+  logger.info('API listening', { url, store: store.description, docs: `${url}/docs` });
+
+  if (opts.waitForModel) await host.refresh();
+  host.start(settings.POLL_INTERVAL_MS);
+
+  return {
+    url,
+    port: actualPort,
+    app,
+    host,
+    metrics,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections would hold close() open; end them.
+        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+      await host.stop();
+    },
+  };
+}
+
+// `tsx api/server.ts` serves from process.env.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  startApiServer().catch((err: Error) => {
+    console.error(JSON.stringify({ level: 'error', msg: 'API failed to start', error: err.message }));
+    process.exit(1);
+  });
+}
