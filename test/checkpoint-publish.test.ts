@@ -179,7 +179,10 @@ describe('publish and verified load on a real s3rver', () => {
     await activateVersion(store, rejected.manifest.version, { force: true });
     expect((await readLatest(store))?.version).toBe(rejected.manifest.version);
 
+    const broken = newVersionId();
+    await store.put(`${versionPrefix(broken)}manifest.json`, '{"schemaVersion": 1}');
     const versions = (await listVersions(store)).map((m) => m.version);
+    expect(versions).not.toContain(broken); // unreadable manifests are skipped, not fatal
     expect(versions).toEqual([...versions].sort());
     for (const v of [v1, v2, rejected]) expect(versions).toContain(v.manifest.version);
   });

@@ -162,13 +162,17 @@ export async function listVersions(store: ObjectStore): Promise<Manifest[]> {
     .map((o) => /^models\/([^/]+)\/manifest\.json$/.exec(o.key)?.[1])
     .filter((v): v is string => v !== undefined && VERSION_RE.test(v));
   const out: Manifest[] = [];
-  for (const v of versions) {
-    try {
-      const m = await readManifest(store, v);
-      if (m) out.push(m.manifest);
-    } catch (err) {
-      if (!(err instanceof CheckpointError)) throw err;
-    }
+  // A few manifests at a time: fast on a remote store without opening hundreds of requests at once.
+  for (let i = 0; i < versions.length; i += 8) {
+    const batch = await Promise.all(
+      versions.slice(i, i + 8).map((v) =>
+        readManifest(store, v).catch((err: unknown) => {
+          if (err instanceof CheckpointError) return null;
+          throw err;
+        }),
+      ),
+    );
+    for (const m of batch) if (m) out.push(m.manifest);
   }
   return out.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
 }
