@@ -80,6 +80,7 @@ export class MicroBatcher<I, O> {
       .then(
         (outs) => {
           if (outs.length !== batch.length) throw new Error(`batch function returned ${outs.length} results for ${batch.length} items`);
+          this.opts.onBatch?.(batch.length, Date.now() - started);
           batch.forEach((p, i) => p.resolve(outs[i]!));
         },
         (err) => batch.forEach((p) => p.reject(err)),
@@ -87,9 +88,7 @@ export class MicroBatcher<I, O> {
       .catch((err) => batch.forEach((p) => p.reject(err)))
       .finally(() => {
         this.running = false;
-        this.opts.onBatch?.(batch.length, Date.now() - started);
-        // Whatever queued while running goes now if full, else after a fresh wait. Items that waited
-        // through a whole batch have already paid latency, so run them at once.
+        // Whatever queued while running goes now: those items have already waited a whole batch.
         if (this.queue.length > 0) this.fire();
       });
   }

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { MicroBatcher } from '../api/batcher.js';
+
+describe('MicroBatcher', () => {
+  it('groups concurrent submissions into batches of at most maxBatch, in order', async () => {
+    const batches: number[][] = [];
+    const b = new MicroBatcher<number, number>({
+      maxBatch: 4,
+      maxWaitMs: 20,
+      run: async (xs) => {
+        batches.push(xs);
+        await new Promise((r) => setTimeout(r, 5));
+        return xs.map((x) => x * 10);
+      },
+    });
+    const out = await Promise.all(Array.from({ length: 10 }, (_, i) => b.submit(i)));
+    expect(out).toEqual(Array.from({ length: 10 }, (_, i) => i * 10));
+    expect(batches.flat()).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    expect(batches.every((x) => x.length <= 4)).toBe(true);
+    expect(batches[0]).toHaveLength(4); // a full batch runs without waiting for the window
+    expect(batches.length).toBe(3);
+  });
+
+  it('a lone item runs after maxWaitMs, not later', async () => {
+    const b = new MicroBatcher<number, number>({ maxBatch: 64, maxWaitMs: 30, run: async (xs) => xs });
+    const t0 = performance.now();
+    await b.submit(1);
+    const ms = performance.now() - t0;
+    expect(ms).toBeGreaterThanOrEqual(25);
+    expect(ms).toBeLessThan(500);
+  });
+
+  it('items arriving within the window share one batch; batch sizes are reported', async () => {
+    const sizes: number[] = [];
+    const b = new MicroBatcher<number, number>({ maxBatch: 64, maxWaitMs: 40, run: async (xs) => xs, onBatch: (n) => sizes.push(n) });
+    const p1 = b.submit(1);
+    await new Promise((r) => setTimeout(r, 5));
+    const p2 = b.submit(2);
+    const p3 = b.submit(3);
+    expect(await Promise.all([p1, p2, p3])).toEqual([1, 2, 3]);
+    expect(sizes).toEqual([3]);
+  });
+
+  it('a failing batch rejects its own items only; the next batch still runs', async () => {
+    let calls = 0;
+    const b = new MicroBatcher<number, number>({
+      maxBatch: 2,
+      maxWaitMs: 1,
+      run: async (xs) => {
+        calls++;
+        if (calls === 1) throw new Error('forward pass failed');
+        return xs;
+      },
+    });
+    const first = Promise.allSettled([b.submit(1), b.submit(2)]);
+    const second = Promise.allSettled([b.submit(3), b.submit(4)]);
+    expect((await first).map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect((await second).map((r) => (r.status === 'fulfilled' ? r.value : null))).toEqual([3, 4]);
+    // A run that returns the wrong number of results is an error, not a silent mismatch.
+    const bad = new MicroBatcher<number, number>({ maxBatch: 2, maxWaitMs: 1, run: async () => [1] });
+    await expect(Promise.all([bad.submit(1), bad.submit(2)])).rejects.toThrow(/1 results for 2 items/);
+  });
+
+  it('rejects nonsense options', () => {
+    expect(() => new MicroBatcher({ maxBatch: 0, maxWaitMs: 1, run: async (x) => x })).toThrow(/maxBatch/);
+  });
+});
