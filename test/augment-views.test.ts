@@ -235,7 +235,7 @@ describe('augmentations on real Fashion-MNIST images (wasm)', () => {
     expect(AugmentConfig.parse({}).jitter).toEqual({ p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1 });
   });
 
-  it('handles RGB: grayscale gives equal channels, hue and saturation keep greys grey and hue keeps luma', () => {
+  it('handles RGB: grayscale gives equal channels, greys stay grey, hue matches torchvision’s HSV shift', () => {
     const rgb = tf.tidy(() => {
       // Real images as the red channel, mid-range tints elsewhere: colourful but not saturated.
       const r = tf.add(tf.mul(x.slice(0, 32), 0.5), 0.25);
@@ -254,14 +254,16 @@ describe('augmentations on real Fashion-MNIST images (wasm)', () => {
     const hueOnly = { jitter: { p: 1, brightness: 0, contrast: 0, saturation: 0.5, hue: 0.5 } };
     const j = augmentBatchWithParams(grey, bare(hueOnly), new Rng(13), norm3).x;
     expect(spread(j.dataSync())).toBeLessThan(1e-4);
-    // A hue rotation changes colours but not luma (it rotates the chroma plane of YIQ).
-    const h = augmentBatchWithParams(rgb, bare({ jitter: { p: 1, brightness: 0, contrast: 0, saturation: 0, hue: 0.1 } }), new Rng(14), norm3);
+    // Hue: the same as torchvision's adjust_hue, pixel by pixel (HSV sector formulas written out below).
+    const h = augmentBatchWithParams(rgb, bare({ jitter: { p: 1, brightness: 0, contrast: 0, saturation: 0, hue: 0.5 } }), new Rng(14), norm3);
     const [hv, iv] = [h.x.dataSync(), rgb.dataSync()];
-    expect(maxAbsDiff(hv, iv)).toBeGreaterThan(0.02);
-    const luma = (v: ArrayLike<number>, k: number) => 0.299 * v[k]! + 0.587 * v[k + 1]! + 0.114 * v[k + 2]!;
-    let lumaShift = 0;
-    for (let k = 0; k < hv.length; k += 3) lumaShift = Math.max(lumaShift, Math.abs(luma(hv, k) - luma(iv, k)));
-    expect(lumaShift).toBeLessThan(2e-3);
+    expect(maxAbsDiff(hv, iv)).toBeGreaterThan(0.05);
+    let worst = 0;
+    for (let k = 0; k < iv.length; k += 3) {
+      const want = adjustHue(iv[k]!, iv[k + 1]!, iv[k + 2]!, h.params.hue[Math.floor(k / (3 * 784))]!);
+      worst = Math.max(worst, Math.abs(hv[k]! - want[0]), Math.abs(hv[k + 1]! - want[1]), Math.abs(hv[k + 2]! - want[2]));
+    }
+    expect(worst).toBeLessThan(1e-4);
     tf.dispose([rgb, g, grey, j, h.x]);
   });
 
@@ -290,3 +292,19 @@ describe('augmentations on real Fashion-MNIST images (wasm)', () => {
     batch.dispose();
   });
 });
+
+/** torchvision's adjust_hue for one pixel: RGB → HSV, h ← (h + d) mod 1, HSV → RGB by sectors. */
+function adjustHue(r: number, g: number, b: number, d: number): [number, number, number] {
+  const v = Math.max(r, g, b);
+  const c = v - Math.min(r, g, b);
+  const s = v > 0 ? c / v : 0;
+  let h = 0;
+  if (c > 0) h = v === r ? (g - b) / c : v === g ? (b - r) / c + 2 : (r - g) / c + 4;
+  h = ((((h / 6 + d) % 1) + 1) % 1) * 6;
+  const i = Math.floor(h) % 6;
+  const f = h - Math.floor(h);
+  const p = v * (1 - s);
+  const q = v * (1 - s * f);
+  const t = v * (1 - s * (1 - f));
+  return ([[v, t, p], [q, v, p], [p, v, t], [p, q, v], [t, p, v], [v, p, q]] as [number, number, number][])[i]!;
+}

@@ -67,7 +67,7 @@ export function applyAugmentParams(x: tf.Tensor4D, p: AugmentParams, view: Augme
       if (c === 3) {
         const g = gray(y);
         y = tf.clipByValue(tf.add(g, tf.mul(tf.sub(y, g), perSample(p.saturation))), 0, 1) as tf.Tensor4D;
-        if (p.hue.some((v) => v !== 0)) y = tf.clipByValue(hueRotate(y, p.hue), 0, 1);
+        if (p.hue.some((v) => v !== 0)) y = hueShift(y, p.hue);
       }
     }
     if (c === 3 && p.grayscale.some((v) => v === 1)) {
@@ -93,41 +93,28 @@ function gray(x: tf.Tensor4D): tf.Tensor4D {
 }
 
 /**
- * Hue shift by a rotation of the chroma plane in YIQ space, one 3×3 matrix per sample applied as a batched
- * matMul. It equals a hue rotation on the colour wheel up to the YIQ/HSV difference; greys are unchanged.
+ * Hue shift as torchvision's adjust_hue (RGB → HSV, h ← (h + δ) mod 1, → RGB), written as elementwise ops:
+ * with V = max, C = max − min and sector h ∈ [0, 6), channel k is V − C·clamp(min(t, 4 − t), 0, 1) where
+ * t = (n_k + h) mod 6 and n = (5, 3, 1) for (R, G, B). Greys (C = 0) are unchanged.
  */
-function hueRotate(x: tf.Tensor4D, hue: Float32Array): tf.Tensor4D {
-  const [n, h, w] = x.shape;
-  const toYiq = [
-    [0.299, 0.587, 0.114],
-    [0.596, -0.274, -0.322],
-    [0.211, -0.523, 0.312],
-  ];
-  const toRgb = [
-    [1, 0.956, 0.621],
-    [1, -0.272, -0.647],
-    [1, -1.106, 1.703],
-  ];
-  // Row-vector convention: y = x · Mᵀ with M = toRgb · R(θ) · toYiq; store Mᵀ per sample.
-  const mats = new Float32Array(n * 9);
-  for (let i = 0; i < n; i++) {
-    const t = 2 * Math.PI * hue[i]!;
-    const cs = Math.cos(t);
-    const sn = Math.sin(t);
-    const rot = [
-      [1, 0, 0],
-      [0, cs, -sn],
-      [0, sn, cs],
-    ];
-    const m = mul3(toRgb, mul3(rot, toYiq));
-    for (let r = 0; r < 3; r++) for (let k = 0; k < 3; k++) mats[i * 9 + k * 3 + r] = m[r]![k]!;
-  }
-  const flat = tf.reshape(x, [n, h * w, 3]) as tf.Tensor3D;
-  return tf.reshape(tf.matMul(flat, tf.tensor3d(mats, [n, 3, 3])), [n, h, w, 3]);
-}
-
-function mul3(a: number[][], b: number[][]): number[][] {
-  return a.map((row) => [0, 1, 2].map((k) => row[0]! * b[0]![k]! + row[1]! * b[1]![k]! + row[2]! * b[2]![k]!));
+function hueShift(x: tf.Tensor4D, hue: Float32Array): tf.Tensor4D {
+  const n = x.shape[0];
+  const [r, g, b] = tf.split(x, 3, 3) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+  const v = tf.max(x, 3, true);
+  const c = tf.sub(v, tf.min(x, 3, true));
+  const cs = tf.maximum(c, 1e-12); // |difference| ≤ C, so greys give 0/tiny = 0
+  const hr = tf.div(tf.sub(g, b), cs);
+  const hg = tf.add(tf.div(tf.sub(b, r), cs), 2);
+  const hb = tf.add(tf.div(tf.sub(r, g), cs), 4);
+  // The same tie order as torchvision: red wins, then green.
+  const h = tf.where(tf.equal(v, r), hr, tf.where(tf.equal(v, g), hg, hb));
+  const shift = tf.tensor4d(Float32Array.from(hue, (d) => 6 * d), [n, 1, 1, 1]);
+  const hs = tf.mod(tf.add(h, shift), 6);
+  const channel = (k: number) => {
+    const t = tf.mod(tf.add(hs, k), 6);
+    return tf.sub(v, tf.mul(c, tf.clipByValue(tf.minimum(t, tf.sub(4, t)), 0, 1)));
+  };
+  return tf.concat([channel(5), channel(3), channel(1)], 3) as tf.Tensor4D;
 }
 
 /**
