@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ImageDataset } from '../data/dataset.js';
+import { batchToTensor } from '../data/split.js';
 import { Rng } from '../util/rng.js';
 
 /**
@@ -27,12 +28,21 @@ export interface LoopParts {
   step(viewA: tf.Tensor4D, viewB: tf.Tensor4D, lr: number): Promise<LossValues>;
   /** Learning rate for a 0-based step of `total`. */
   learningRateAt(step: number, total: number): number;
-  /** Mean per-dimension std and effective rank of the representation of normalised images x. */
-  representationStats(x: tf.Tensor4D): Promise<{ std: number; effectiveRank: number }>;
+  /** Collapse figures of the representation of normalised images x (see shared/eval/collapse.ts). */
+  representationStats(x: tf.Tensor4D): Promise<Diagnostics>;
   /** Normalise images in [0, 1] with the dataset's mean/std (for diagnostics). Caller disposes. */
   normalise(x: tf.Tensor4D): tf.Tensor4D;
 }
 
+export interface Diagnostics {
+  /** Mean per-dimension std of the raw representation. */
+  std: number;
+  /** The same on L2-normalised rows (scale-free: ≈ 1/√d when healthy, → 0 at collapse). */
+  normStd: number;
+  effectiveRank: number;
+}
+
+/** One line of progress.jsonl (shared/eval/progress-schema.ts StepEvent; `event` is its alias of `type`). */
 export interface ProgressEvent extends LossValues {
   event: 'step';
   step: number;
@@ -42,7 +52,10 @@ export interface ProgressEvent extends LossValues {
   imagesPerSec: number;
   etaSeconds: number;
   elapsedSeconds: number;
+  /** Wall clock, ms since the epoch. */
+  t: number;
   std?: number;
+  normStd?: number;
   effectiveRank?: number;
 }
 
@@ -76,8 +89,7 @@ export interface LoopResult {
   stepsPerEpoch: number;
   last?: ProgressEvent;
   /** Diagnostics at the end (measured once more if the last scheduled measurement is stale). */
-  std?: number;
-  effectiveRank?: number;
+  diagnostics: Diagnostics;
   seconds: number;
 }
 
@@ -110,18 +122,6 @@ const epochRng = (seed: number, epoch: number): Rng => new Rng((seed ^ Math.imul
 export const stepRng = (seed: number, step: number): Rng =>
   new Rng((Math.imul(seed + 0x632be5ab, 0x85ebca6b) ^ Math.imul(step + 1, 0xc2b2ae35)) >>> 0);
 
-/** Images idx[from..to) as a float tensor in [0, 1], NHWC. */
-export function batchTensor(ds: ImageDataset, idx: Int32Array, from: number, to: number): tf.Tensor4D {
-  const px = ds.height * ds.width * ds.channels;
-  const buf = new Float32Array((to - from) * px);
-  for (let i = from; i < to; i++) {
-    const src = idx[i]! * px;
-    const dst = (i - from) * px;
-    for (let j = 0; j < px; j++) buf[dst + j] = ds.images[src + j]! / 255;
-  }
-  return tf.tensor4d(buf, [to - from, ds.height, ds.width, ds.channels]);
-}
-
 /** A fixed, unaugmented slice of the data for representation diagnostics (same images every time). */
 function diagnosticIndices(n: number, count: number): Int32Array {
   const out = new Int32Array(Math.min(n, count));
@@ -138,8 +138,8 @@ export async function runTrainingLoop(parts: LoopParts, o: LoopOptions): Promise
   const deadline = o.maxMinutes !== undefined ? start + o.maxMinutes * 60_000 : Infinity;
   const diagIdx = diagnosticIndices(o.dataset.n, 256);
 
-  const measure = async (): Promise<{ std: number; effectiveRank: number }> => {
-    const x = batchTensor(o.dataset, diagIdx, 0, diagIdx.length);
+  const measure = async (): Promise<Diagnostics> => {
+    const x = batchToTensor(o.dataset, diagIdx);
     const xn = parts.normalise(x);
     x.dispose();
     try {
@@ -153,7 +153,7 @@ export async function runTrainingLoop(parts: LoopParts, o: LoopOptions): Promise
   let perm: Int32Array | null = null;
   let permEpoch = -1;
   let last: ProgressEvent | undefined;
-  let lastDiag: { std: number; effectiveRank: number; step: number } | undefined;
+  let lastDiag: (Diagnostics & { step: number }) | undefined;
   let stoppedBy: StopReason = 'completed';
   // Throughput over a sliding window of recent steps, so ETA follows the current speed.
   const recent: number[] = [];
@@ -176,7 +176,7 @@ export async function runTrainingLoop(parts: LoopParts, o: LoopOptions): Promise
     const t0 = now();
     const lr = parts.learningRateAt(step, totalSteps);
     const from = (step % stepsPerEpoch) * o.batchSize;
-    const x = batchTensor(o.dataset, perm!, from, from + o.batchSize);
+    const x = batchToTensor(o.dataset, perm!.subarray(from, from + o.batchSize));
     let values: LossValues;
     try {
       const [a, b] = parts.makeViews(x, stepRng(o.seed, step));
@@ -208,11 +208,13 @@ export async function runTrainingLoop(parts: LoopParts, o: LoopOptions): Promise
       imagesPerSec: o.batchSize / meanDt,
       etaSeconds: (totalSteps - step) * meanDt,
       elapsedSeconds: (now() - start) / 1000,
+      t: now(),
     };
     if (diagEvery > 0 && (step % diagEvery === 0 || step === totalSteps)) {
       const d = await measure();
       lastDiag = { ...d, step };
       event.std = d.std;
+      event.normStd = d.normStd;
       event.effectiveRank = d.effectiveRank;
     }
     last = event;
@@ -230,8 +232,7 @@ export async function runTrainingLoop(parts: LoopParts, o: LoopOptions): Promise
     totalSteps,
     stepsPerEpoch,
     ...(last ? { last } : {}),
-    std: lastDiag.std,
-    effectiveRank: lastDiag.effectiveRank,
+    diagnostics: { std: lastDiag.std, normStd: lastDiag.normStd, effectiveRank: lastDiag.effectiveRank },
     seconds: (now() - start) / 1000,
   };
 }
