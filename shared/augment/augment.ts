@@ -54,42 +54,68 @@ export function applyAugmentParams(x: tf.Tensor4D, p: AugmentParams, view: Augme
   const [n, h, w, c] = x.shape;
   if (p.n !== n) throw new Error(`augment: parameters for ${p.n} samples, batch has ${n}`);
   return tf.tidy(() => {
-    const perSample = (v: Float32Array | Uint8Array) => tf.tensor4d(Float32Array.from(v), [n, 1, 1, 1]);
+    const perSample = (v: Float32Array | Uint8Array) => tf.tensor3d(Float32Array.from(v), [n, 1, 1]);
     // Crop and flip in one resampling: per-sample boxes, flipped boxes have x1 > x2.
-    let y = tf.image.cropAndResize(x, tf.tensor2d(p.boxes, [n, 4]), tf.range(0, n, 1, 'int32') as tf.Tensor1D, [h, w], 'bilinear');
+    const cropped = tf.image.cropAndResize(x, tf.tensor2d(p.boxes, [n, 4]), tf.range(0, n, 1, 'int32') as tf.Tensor1D, [h, w], 'bilinear');
+    // Colour ops work on channel planes [n, h, w]: on wasm, splitting or broadcasting along the last axis
+    // is 10–20× slower than whole-plane elementwise ops.
+    let planes = toPlanes(cropped);
 
     if (p.jitter.some((v) => v === 1)) {
       // Fixed order brightness → contrast → saturation → hue (torchvision shuffles the order per image;
       // a fixed order keeps the batch as a handful of tensor ops).
-      y = tf.clipByValue(tf.mul(y, perSample(p.brightness)), 0, 1) as tf.Tensor4D;
-      const mean = tf.mean(gray(y), [1, 2, 3], true);
-      y = tf.clipByValue(tf.add(tf.mul(tf.sub(y, mean), perSample(p.contrast)), mean), 0, 1) as tf.Tensor4D;
+      const clip = (t: tf.Tensor) => tf.clipByValue(t, 0, 1) as tf.Tensor3D;
+      const bright = perSample(p.brightness);
+      planes = planes.map((q) => clip(tf.mul(q, bright)));
+      const mean = tf.mean(gray(planes), [1, 2], true);
+      const contrast = perSample(p.contrast);
+      planes = planes.map((q) => clip(tf.add(tf.mul(tf.sub(q, mean), contrast), mean)));
       if (c === 3) {
-        const g = gray(y);
-        y = tf.clipByValue(tf.add(g, tf.mul(tf.sub(y, g), perSample(p.saturation))), 0, 1) as tf.Tensor4D;
-        if (p.hue.some((v) => v !== 0)) y = hueShift(y, p.hue);
+        const g = gray(planes);
+        const sat = perSample(p.saturation);
+        planes = planes.map((q) => clip(tf.add(g, tf.mul(tf.sub(q, g), sat))));
+        if (p.hue.some((v) => v !== 0)) planes = hueShift(planes as RGB, p.hue);
       }
     }
     if (c === 3 && p.grayscale.some((v) => v === 1)) {
-      y = tf.add(y, tf.mul(tf.sub(gray(y), y), perSample(p.grayscale)));
+      const g = gray(planes);
+      const sel = perSample(p.grayscale);
+      planes = planes.map((q) => tf.add(q, tf.mul(tf.sub(g, q), sel)));
     }
-    if (p.blur.some((v) => v === 1)) y = gaussianBlur(y, p, blurKernelSize(view, h, w));
+    if (p.blur.some((v) => v === 1)) planes = toPlanes(gaussianBlur(fromPlanes(planes), p, blurKernelSize(view, h, w)));
     if (p.solarize.some((v) => v === 1)) {
       // x ← 1 − x where selected and x ≥ threshold, as x + m·(1 − 2x).
-      const m = tf.mul(perSample(p.solarize), tf.cast(tf.greaterEqual(y, view.solarizeThreshold), 'float32'));
-      y = tf.add(y, tf.mul(m, tf.sub(1, tf.mul(y, 2))));
+      const sel = perSample(p.solarize);
+      planes = planes.map((q) => {
+        const m = tf.mul(sel, tf.cast(tf.greaterEqual(q, view.solarizeThreshold), 'float32'));
+        return tf.add(q, tf.mul(m, tf.sub(1, tf.mul(q, 2))));
+      });
     }
-    if (view.normalize) {
-      y = tf.div(tf.sub(y, tf.tensor1d(norm.mean)), tf.tensor1d(norm.std));
-    }
-    return y as tf.Tensor4D;
+    if (view.normalize) planes = planes.map((q, k) => tf.div(tf.sub(q, norm.mean[k]!), norm.std[k]!));
+    return fromPlanes(planes);
   });
 }
 
-/** Luma as [n, h, w, 1] (identity for one channel). */
-function gray(x: tf.Tensor4D): tf.Tensor4D {
-  if (x.shape[3] === 1) return x;
-  return tf.sum(tf.mul(x, tf.tensor1d([...LUMA])), 3, true);
+type RGB = [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+
+/** [n, h, w, c] → c planes [n, h, w] (a free reshape for one channel). */
+function toPlanes(x: tf.Tensor4D): tf.Tensor3D[] {
+  const [n, h, w, c] = x.shape;
+  if (c === 1) return [tf.reshape(x, [n, h, w])];
+  return tf.unstack(tf.transpose(x, [3, 0, 1, 2])) as tf.Tensor3D[];
+}
+
+function fromPlanes(planes: tf.Tensor3D[]): tf.Tensor4D {
+  const [n, h, w] = planes[0]!.shape;
+  if (planes.length === 1) return tf.reshape(planes[0]!, [n, h, w, 1]);
+  return tf.transpose(tf.stack(planes, 0), [1, 2, 3, 0]) as tf.Tensor4D;
+}
+
+/** Luma (ITU-R BT.601, as torchvision's rgb_to_grayscale); the plane itself for one channel. */
+function gray(planes: tf.Tensor3D[]): tf.Tensor3D {
+  if (planes.length === 1) return planes[0]!;
+  const [r, g, b] = planes as RGB;
+  return tf.addN([tf.mul(r, LUMA[0]), tf.mul(g, LUMA[1]), tf.mul(b, LUMA[2])]) as tf.Tensor3D;
 }
 
 /**
@@ -97,24 +123,24 @@ function gray(x: tf.Tensor4D): tf.Tensor4D {
  * with V = max, C = max − min and sector h ∈ [0, 6), channel k is V − C·clamp(min(t, 4 − t), 0, 1) where
  * t = (n_k + h) mod 6 and n = (5, 3, 1) for (R, G, B). Greys (C = 0) are unchanged.
  */
-function hueShift(x: tf.Tensor4D, hue: Float32Array): tf.Tensor4D {
-  const n = x.shape[0];
-  const [r, g, b] = tf.split(x, 3, 3) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-  const v = tf.max(x, 3, true);
-  const c = tf.sub(v, tf.min(x, 3, true));
+function hueShift([r, g, b]: RGB, hue: Float32Array): RGB {
+  const n = r.shape[0];
+  const v = tf.maximum(r, tf.maximum(g, b));
+  const c = tf.sub(v, tf.minimum(r, tf.minimum(g, b)));
   const cs = tf.maximum(c, 1e-12); // |difference| ≤ C, so greys give 0/tiny = 0
   const hr = tf.div(tf.sub(g, b), cs);
   const hg = tf.add(tf.div(tf.sub(b, r), cs), 2);
   const hb = tf.add(tf.div(tf.sub(r, g), cs), 4);
   // The same tie order as torchvision: red wins, then green.
   const h = tf.where(tf.equal(v, r), hr, tf.where(tf.equal(v, g), hg, hb));
-  const shift = tf.tensor4d(Float32Array.from(hue, (d) => 6 * d), [n, 1, 1, 1]);
-  const hs = tf.mod(tf.add(h, shift), 6);
+  const hs = tf.add(h, tf.tensor3d(Float32Array.from(hue, (d) => 6 * d), [n, 1, 1]));
+  // t mod 6 as t − 6·floor(t / 6): tf.mod is several times slower on wasm.
+  const mod6 = (t: tf.Tensor) => tf.sub(t, tf.mul(tf.floor(tf.div(t, 6)), 6));
   const channel = (k: number) => {
-    const t = tf.mod(tf.add(hs, k), 6);
-    return tf.sub(v, tf.mul(c, tf.clipByValue(tf.minimum(t, tf.sub(4, t)), 0, 1)));
+    const t = mod6(tf.add(hs, k));
+    return tf.sub(v, tf.mul(c, tf.clipByValue(tf.minimum(t, tf.sub(4, t)), 0, 1))) as tf.Tensor3D;
   };
-  return tf.concat([channel(5), channel(3), channel(1)], 3) as tf.Tensor4D;
+  return [channel(5), channel(3), channel(1)];
 }
 
 /**
