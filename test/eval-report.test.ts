@@ -181,7 +181,9 @@ describe('progress.jsonl', () => {
     expect(got[5]).toMatchObject({ type: 'step', step: 9, loss: null, extra: 'kept' });
     expect(errors.map((e) => e.line)).toEqual([8, 9]);
     expect(errors[1]!.message).toMatch(/not JSON/);
-    expect(() => progressLine({ type: 'health', step: 1, std: NaN, effectiveRank: 1 } as ProgressEvent)).toThrow();
+    // A diverging run's NaN metrics are written as null, not a crash; structural fields are enforced.
+    expect(JSON.parse(progressLine({ type: 'health', step: 1, std: NaN, effectiveRank: 1 }))).toEqual({ type: 'health', step: 1, std: null, effectiveRank: 1 });
+    expect(() => progressLine({ type: 'step', step: 3, epoch: 0, loss: 1, invariance: 1, variance: 1, covariance: 1 })).toThrow(/progress event is invalid.*lr/);
   });
 });
 

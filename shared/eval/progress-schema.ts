@@ -6,7 +6,7 @@ import { z } from 'zod';
  * readers. `type` is the discriminator; the training loop's in-memory `event` key is accepted as an alias.
  */
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
-// A diverged run's last loss is NaN, which JSON.stringify writes as null.
+// Metrics of a diverged run are NaN, which JSON.stringify writes as null.
 const num = z.number().nullable();
 
 export const StepEvent = z.looseObject({
@@ -18,25 +18,25 @@ export const StepEvent = z.looseObject({
   variance: num,
   covariance: num,
   lr: finite,
-  imagesPerSec: finite.optional(),
-  etaSeconds: finite.optional(),
+  imagesPerSec: num.optional(),
+  etaSeconds: num.optional(),
   /** Wall clock, ms since the Unix epoch (Date.now()). */
   t: finite.optional(),
   totalSteps: z.number().int().optional(),
   elapsedSeconds: finite.optional(),
   /** Health figures may ride on a step event instead of a separate 'health' line. */
-  std: finite.optional(),
-  normStd: finite.optional(),
-  effectiveRank: finite.optional(),
+  std: num.optional(),
+  normStd: num.optional(),
+  effectiveRank: num.optional(),
 });
 
 /** Representation health (shared/eval/collapse.ts) measured every N steps. */
 export const HealthEvent = z.looseObject({
   type: z.literal('health'),
   step: z.number().int().nonnegative(),
-  std: finite,
-  normStd: finite.optional(),
-  effectiveRank: finite,
+  std: num,
+  normStd: num.optional(),
+  effectiveRank: num,
   t: finite.optional(),
 });
 
@@ -98,7 +98,13 @@ export function parseProgressLines(text: string): ProgressParseResult {
   return { events, errors };
 }
 
-/** Serialises one event as a progress.jsonl line (validated, so a writer cannot emit what readers reject). */
-export function progressLine(event: ProgressEvent): string {
-  return JSON.stringify(ProgressEventSchema.parse(event)) + '\n';
+/**
+ * Serialises one event as a progress.jsonl line, validated as it will be read back (so a writer cannot
+ * emit what readers reject). NaN/Infinity metrics of a diverging run become null rather than throwing.
+ */
+export function progressLine(event: ProgressEvent | Record<string, unknown>): string {
+  const json: unknown = JSON.parse(JSON.stringify(event));
+  const r = ProgressEventSchema.safeParse(json);
+  if (!r.success) throw new Error(`progress event is invalid: ${z.prettifyError(r.error).replace(/\n/g, '; ')}`);
+  return JSON.stringify(json) + '\n';
 }

@@ -30,7 +30,7 @@ export function renderReport(input: ReportInput): string {
     steps.map((e) => [e.step, f(e) ?? NaN] as Pt);
 
   // Health figures come either as 'health' lines or riding on step lines.
-  const health = new Map<number, { std?: number; normStd?: number; effectiveRank?: number }>();
+  const health = new Map<number, { std?: number | null; normStd?: number | null; effectiveRank?: number | null }>();
   for (const e of ev) {
     if (e.type === 'health') health.set(e.step, { std: e.std, normStd: e.normStd, effectiveRank: e.effectiveRank });
     if (e.type === 'step' && (e.std !== undefined || e.effectiveRank !== undefined)) {
