@@ -2,6 +2,10 @@
  * Dynamic micro-batching (as in Triton): items submitted while a batch is forming join it; a batch runs
  * when it reaches maxBatch or maxWaitMs after its first item, whichever is first. Batches run one at a
  * time (the forward pass saturates the cores); the next batch forms while one runs.
+ *
+ * Callers may reserve() places before their slow preparation (image decoding): while reservations are
+ * outstanding the batch waits (up to maxWaitMs) for them, and once every reserved item has arrived it runs
+ * at once — so a lone request does not sit out the window, and a burst is not split by decode jitter.
  */
 export interface BatcherOptions<I, O> {
   maxBatch: number;
@@ -19,12 +23,16 @@ interface Pending<I, O> {
   item: I;
   resolve: (o: O) => void;
   reject: (e: unknown) => void;
+  /** Came through a reservation (so the batcher knows whether more are coming). */
+  reserved: boolean;
 }
 
 export class MicroBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private timer: unknown = undefined;
   private running = false;
+  /** Items promised by reserve() and not yet submitted or released. */
+  private expected = 0;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (h: unknown) => void;
 
@@ -41,20 +49,46 @@ export class MicroBatcher<I, O> {
   }
 
   submit(item: I): Promise<O> {
-    return new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
-      this.schedule();
-    });
+    return this.enqueue([item], false)[0]!;
   }
 
   /** Submit several items; they may span batches but keep their order. */
   submitAll(items: I[]): Promise<O[]> {
-    return Promise.all(items.map((i) => this.submit(i)));
+    return Promise.all(this.enqueue(items, false));
+  }
+
+  /** Announce n items that will be submitted soon. Always call release() (in a finally). */
+  reserve(n: number): { submitAll(items: I[]): Promise<O[]>; release(): void } {
+    let left = Math.max(0, Math.floor(n));
+    this.expected += left;
+    const give = (k: number) => {
+      const m = Math.min(k, left);
+      left -= m;
+      this.expected -= m;
+    };
+    return {
+      submitAll: (items) => {
+        give(items.length);
+        return Promise.all(this.enqueue(items, true));
+      },
+      release: () => {
+        if (left === 0) return;
+        give(left);
+        this.schedule();
+      },
+    };
+  }
+
+  private enqueue(items: I[], reserved: boolean): Promise<O>[] {
+    const promises = items.map((item) => new Promise<O>((resolve, reject) => this.queue.push({ item, resolve, reject, reserved })));
+    this.schedule();
+    return promises;
   }
 
   private schedule(): void {
     if (this.running) return; // the running batch's completion schedules the next one
-    if (this.queue.length >= this.opts.maxBatch) {
+    const everyoneHere = this.expected === 0 && this.queue.length > 0 && this.queue.every((p) => p.reserved);
+    if (this.queue.length >= this.opts.maxBatch || everyoneHere) {
       this.fire();
     } else if (this.timer === undefined && this.queue.length > 0) {
       this.timer = this.setTimer(() => this.fire(), this.opts.maxWaitMs);
@@ -88,8 +122,12 @@ export class MicroBatcher<I, O> {
       .catch((err) => batch.forEach((p) => p.reject(err)))
       .finally(() => {
         this.running = false;
-        // Whatever queued while running goes now: those items have already waited a whole batch.
-        if (this.queue.length > 0) this.fire();
+        // Whatever queued while running has already waited a whole batch: run it now, unless reserved
+        // items are still being prepared, in which case give them up to one more window.
+        if (this.queue.length > 0) {
+          if (this.expected > 0) this.schedule();
+          else this.fire();
+        }
       });
   }
 }

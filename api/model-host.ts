@@ -67,6 +67,16 @@ export class ServingPair {
     return this.batcher.submitAll(inputs);
   }
 
+  /** Prepare (decode) one image while holding a place in the forming batch, then embed it. */
+  async embedOne(prepare: () => Promise<Float32Array>): Promise<Float32Array> {
+    const slot = this.batcher.reserve(1);
+    try {
+      return (await slot.submitAll([await prepare()]))[0]!;
+    } finally {
+      slot.release();
+    }
+  }
+
   acquire(): () => void {
     this.leases++;
     let released = false;

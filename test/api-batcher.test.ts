@@ -65,3 +65,33 @@ describe('MicroBatcher', () => {
     expect(() => new MicroBatcher({ maxBatch: 0, maxWaitMs: 1, run: async (x) => x })).toThrow(/maxBatch/);
   });
 });
+
+describe('MicroBatcher reservations', () => {
+  it('waits for reserved items still being prepared, then runs as soon as all have arrived', async () => {
+    const sizes: number[] = [];
+    const b = new MicroBatcher<number, number>({ maxBatch: 64, maxWaitMs: 200, run: async (xs) => xs, onBatch: (n) => sizes.push(n) });
+    const slots = [b.reserve(1), b.reserve(1), b.reserve(1)];
+    const t0 = performance.now();
+    const outs = slots.map((s, i) =>
+      new Promise((r) => setTimeout(r, 5 + i * 10)).then(() => s.submitAll([i])).finally(() => s.release()),
+    );
+    expect(await Promise.all(outs)).toEqual([[0], [1], [2]]);
+    // One batch with all three, well before the 200 ms window would have closed.
+    expect(sizes).toEqual([3]);
+    expect(performance.now() - t0).toBeLessThan(150);
+  });
+
+  it('a lone reserved request does not sit out the window; a released reservation stops the wait', async () => {
+    const b = new MicroBatcher<number, number>({ maxBatch: 64, maxWaitMs: 300, run: async (xs) => xs });
+    const s = b.reserve(1);
+    const t0 = performance.now();
+    expect(await s.submitAll([7])).toEqual([7]);
+    expect(performance.now() - t0).toBeLessThan(100);
+    const failed = b.reserve(1);
+    const ok = b.reserve(1);
+    const p = ok.submitAll([8]);
+    failed.release(); // its decode failed: nothing more is coming
+    expect(await p).toEqual([8]);
+    expect(performance.now() - t0).toBeLessThan(200);
+  });
+});

@@ -38,7 +38,6 @@ describe('sharp ImageDecoder', () => {
       const rgb = await decoder.decode(bytes, { size: 8, channels: 3, resize: 'cover' });
       expect(rgb.format).toBe(format);
       expect(rgb.pixels.length).toBe(8 * 8 * 3);
-      expect([rgb.sourceWidth, rgb.sourceHeight]).toEqual([40, 20]);
       // Cover-crop of a red|blue card: left column red, right column blue.
       expect(rgb.pixels[0]).toBeGreaterThan(200);
       expect(rgb.pixels[2]).toBeLessThan(60);
@@ -64,7 +63,6 @@ describe('sharp ImageDecoder', () => {
     // Orientation 6 = the stored pixels must be rotated 90° clockwise to display: red ends up on top.
     const jpeg = await sharp(await card()).jpeg().withMetadata({ orientation: 6 }).toBuffer();
     const out = await decoder.decode(jpeg, { size: 4, channels: 3, resize: 'cover' });
-    expect([out.sourceWidth, out.sourceHeight]).toEqual([20, 40]);
     expect(out.pixels[0]).toBeGreaterThan(200); // top-left red
     expect(out.pixels[(3 * 4) * 3 + 2]).toBeGreaterThan(200); // bottom-left blue
   });

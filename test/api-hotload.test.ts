@@ -11,7 +11,7 @@ import { pool, png, publishFixture } from './helpers/api-fixtures.js';
 
 const s3 = withLocalS3();
 let images: ImageDataset;
-let pngs: Buffer[];
+let pngs: Uint8Array<ArrayBuffer>[];
 const servers: ApiServer[] = [];
 const GALLERY = 40;
 

@@ -8,7 +8,7 @@ import { loadFashionMnist } from '../shared/node/datasets.js';
 import { createMemoryLogger } from '../api/logger.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
 import { withLocalS3 } from './helpers/s3.js';
-import { DIM, pool, png, publishFixture } from './helpers/api-fixtures.js';
+import { b64, DIM, pool, png, publishFixture } from './helpers/api-fixtures.js';
 
 const s3 = withLocalS3();
 const TOKEN = 'test-admin-token-0123456789';
@@ -108,7 +108,7 @@ describe('embeddings', () => {
     form.append('image', new Blob([b], { type: 'image/png' }), 'b.png');
     const multi = (await (await fetch(url('/v1/embeddings'), { method: 'POST', body: form })).json()) as typeof rawBody;
     expect(multi.data).toHaveLength(2);
-    const json = (await (await postJson('/v1/embeddings', { images: [{ base64: a.toString('base64') }, { base64: `data:image/png;base64,${b.toString('base64')}` }] })).json()) as typeof rawBody;
+    const json = (await (await postJson('/v1/embeddings', { images: [{ base64: b64(a) }, { base64: `data:image/png;base64,${b64(b)}` }] })).json()) as typeof rawBody;
     for (let i = 0; i < DIM; i++) {
       expect(multi.data[0]!.embedding[i]).toBeCloseTo(rawBody.data[0]!.embedding[i]!, 4);
       expect(json.data[1]!.embedding[i]).toBeCloseTo(multi.data[1]!.embedding[i]!, 4);
@@ -131,7 +131,7 @@ describe('embeddings', () => {
   });
 
   it('a bad item in a batch gets its own error; the rest succeed', async () => {
-    const good = (await png(test, 2)).toString('base64');
+    const good = b64((await png(test, 2)));
     const res = await postJson('/v1/embeddings', { images: [{ base64: good }, { base64: Buffer.from('not an image').toString('base64') }, { base64: '@@@' }] });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { data: { index: number; embedding?: number[]; error?: { status: number; detail: string } }[] };
@@ -141,22 +141,22 @@ describe('embeddings', () => {
   });
 
   it('every input error code, with real bad files', async () => {
-    const jpeg = await sharp(await png(test, 3)).jpeg().toBuffer();
-    await expectProblem(await post('/v1/embeddings', jpeg.subarray(0, jpeg.length >> 1), 'image/jpeg'), 422, /could not read the JPEG image: .*premature end/);
+    const jpeg = new Uint8Array(await sharp(await png(test, 3)).jpeg().toBuffer());
+    await expectProblem(await post('/v1/embeddings', jpeg.subarray(0, jpeg.length >> 1), 'image/jpeg'), 422, /could not decode the JPEG image: .*premature end/);
     await expectProblem(await post('/v1/embeddings', 'I am plain text, not a PNG', 'image/png'), 422, /not a recognisable image/);
     await expectProblem(await post('/v1/embeddings', 'x', 'text/plain'), 415, /text\/plain/);
     await expectProblem(await post('/v1/embeddings', '<svg/>', 'image/svg+xml'), 415);
-    const bmp = Buffer.alloc(70);
-    bmp.write('BM', 0, 'ascii');
+    const bmp = new Uint8Array(Buffer.alloc(70));
+    bmp.set([0x42, 0x4d]);
     await expectProblem(await post('/v1/embeddings', bmp, 'application/octet-stream'), 415, /BMP/);
     // 1100×1000 real PNG: over MAX_PIXELS (1,000,000) but under the body limit.
-    const big = await sharp({ create: { width: 1100, height: 1000, channels: 3, background: 'black' } }).png().toBuffer();
+    const big = new Uint8Array(await sharp({ create: { width: 1100, height: 1000, channels: 3, background: 'black' } }).png().toBuffer());
     expect(big.length).toBeLessThan(200_000);
     await expectProblem(await post('/v1/embeddings', big, 'image/png'), 413, /pixel/);
     // A PNG whose header claims 100000×100000 (a decompression bomb) is refused from the header alone.
     await expectProblem(await post('/v1/embeddings', bombPng(100_000, 100_000), 'image/png'), 413, /100000×100000/);
     // Over MAX_BODY_BYTES (200 kB).
-    const noise = await sharp(Buffer.from(Array.from({ length: 400 * 400 }, (_, i) => (i * 7919) % 251)), { raw: { width: 400, height: 400, channels: 1 } }).png({ compressionLevel: 0 }).toBuffer();
+    const noise = new Uint8Array(await sharp(Buffer.from(Array.from({ length: 400 * 400 }, (_, i) => (i * 7919) % 251)), { raw: { width: 400, height: 400, channels: 1 } }).png({ compressionLevel: 0 }).toBuffer());
     expect(noise.length).toBeGreaterThan(200_000);
     await expectProblem(await post('/v1/embeddings', noise, 'image/png'), 413, /limit/);
     await expectProblem(await post('/v1/embeddings', '{"images": [', 'application/json'), 400, /not valid JSON/);
@@ -169,7 +169,7 @@ describe('embeddings', () => {
 });
 
 /** A PNG with only a valid signature + IHDR claiming w×h (and a tiny IDAT): what a bomb looks like to a header reader. */
-function bombPng(w: number, h: number): Buffer {
+function bombPng(w: number, h: number): Uint8Array<ArrayBuffer> {
   const crcTable = Array.from({ length: 256 }, (_, n) => {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
@@ -193,7 +193,7 @@ function bombPng(w: number, h: number): Buffer {
   ihdr.writeUInt32BE(h, 4);
   ihdr[8] = 1; // bit depth
   ihdr[9] = 0; // greyscale
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1000))), chunk('IEND', Buffer.alloc(0))]);
+  return new Uint8Array(Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1000))), chunk('IEND', Buffer.alloc(0))]));
 }
 
 describe('gallery, search and classification', () => {
@@ -222,7 +222,7 @@ describe('gallery, search and classification', () => {
         form.append('metadata', JSON.stringify({ index: i }));
         res = await fetch(url('/v1/images'), { method: 'POST', body: form });
       } else if (j % 3 === 1) {
-        res = await postJson('/v1/images', { base64: bytes.toString('base64'), id, label, metadata: { index: i } });
+        res = await postJson('/v1/images', { base64: b64(bytes), id, label, metadata: { index: i } });
       } else {
         res = await post(`/v1/images?id=${id}&label=${encodeURIComponent(label)}`, bytes, 'image/png');
       }
@@ -233,7 +233,7 @@ describe('gallery, search and classification', () => {
     const one = (await (await fetch(url(`/v1/images/train-${galleryIdx[0]}`))).json()) as Record<string, unknown>;
     expect(one).toMatchObject({ id: `train-${galleryIdx[0]}`, label: train.classNames![train.labels![galleryIdx[0]!]!], metadata: { index: galleryIdx[0] }, indexed: true });
     const content = await fetch(url(`/v1/images/train-${galleryIdx[0]}/content`));
-    expect(Buffer.from(await content.arrayBuffer()).equals(await png(train, galleryIdx[0]!))).toBe(true);
+    expect(Buffer.from(await content.arrayBuffer()).equals(Buffer.from(await png(train, galleryIdx[0]!)))).toBe(true);
 
     // Paging walks every id once.
     const seen: string[] = [];
@@ -282,7 +282,7 @@ describe('gallery, search and classification', () => {
     expect(byVector.results[0]!.score).toBeCloseTo(1, 4);
     expect(byVector.results.slice(1).map((r) => r.id)).toEqual(byId.results.map((r) => r.id));
     const label = train.classNames![2]!;
-    const filtered = (await (await postJson('/v1/search', { base64: (await png(test, 0)).toString('base64'), k: 5, filter: { label } })).json()) as { results: { label: string }[] };
+    const filtered = (await (await postJson('/v1/search', { base64: b64((await png(test, 0))), k: 5, filter: { label } })).json()) as { results: { label: string }[] };
     expect(filtered.results.every((r) => r.label === label)).toBe(true);
 
     await expectProblem(await postJson('/v1/search', { vector: [1, 2, 3] }), 400, /body\.vector: has 3 numbers/);

@@ -48,13 +48,15 @@ export function registerInference(app: App, deps: AppDeps): void {
         raws = body.images.map((im, i) => attempt(() => fromBase64(im.base64, `images[${i}].base64`)));
       }
       const { pair, release } = modelHost.lease();
+      // Hold places in the forming batch while decoding, so concurrent requests share a forward pass.
+      const slot = pair.batcher.reserve(raws.filter((r) => !(r instanceof ApiError)).length);
       try {
         const prepared = await Promise.all(
           raws.map((r) => (r instanceof ApiError ? r : prepare(decoder, r, pair.preprocessing, config.maxBodyBytes).catch(asApiError))),
         );
         if (kind === 'image' && prepared[0] instanceof ApiError) throw prepared[0];
         const ok = prepared.filter((p): p is Float32Array => p instanceof Float32Array);
-        const vectors = await pair.embed(ok);
+        const vectors = await slot.submitAll(ok);
         let j = 0;
         const data = prepared.map((p, index) =>
           p instanceof ApiError
@@ -64,6 +66,7 @@ export function registerInference(app: App, deps: AppDeps): void {
         c.header('X-Model-Version', pair.version);
         return c.json({ model: { version: pair.version }, dimension: pair.model.dimension, data });
       } finally {
+        slot.release();
         release();
       }
     },
@@ -125,7 +128,7 @@ export function registerInference(app: App, deps: AppDeps): void {
             ]);
           vector = Float32Array.from(query.vector);
         } else {
-          vector = (await pair.embed([await prepare(decoder, query.image!, pair.preprocessing, config.maxBodyBytes)]))[0]!;
+          vector = (await pair.embedOne(() => prepare(decoder, query.image!, pair.preprocessing, config.maxBodyBytes)));
         }
         const hits = await pair.index.query(vector, query.k, { label: query.label, excludeIds: exclude });
         c.header('X-Model-Version', pair.version);
@@ -176,8 +179,7 @@ export function registerInference(app: App, deps: AppDeps): void {
       try {
         if (q.method === 'linear' && !pair.model.linear)
           throw conflict(`model ${pair.version} has no linear-probe head; use method=knn with a labelled gallery`);
-        const x = await prepare(decoder, image, pair.preprocessing, config.maxBodyBytes);
-        const [v] = await pair.embed([x]);
+        const v = await pair.embedOne(() => prepare(decoder, image, pair.preprocessing, config.maxBodyBytes));
         let predictions: { label: string; probability: number }[];
         if (q.method === 'linear') {
           const out = await pair.model.linear!(v!, 1);

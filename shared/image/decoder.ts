@@ -18,9 +18,6 @@ export interface DecodedImage {
   channels: 1 | 3;
   /** Detected source format, e.g. "png". */
   format: string;
-  /** Source dimensions before resizing (after EXIF orientation). */
-  sourceWidth: number;
-  sourceHeight: number;
 }
 
 export type DecodeErrorKind =

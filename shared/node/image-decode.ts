@@ -28,41 +28,30 @@ export function createSharpDecoder(opts: SharpDecoderOptions = {}): ImageDecoder
       if (!(SUPPORTED_FORMATS as readonly string[]).includes(sniffed)) {
         throw new DecodeError('unsupported', `${sniffed.toUpperCase()} images are not supported; send JPEG, PNG, WebP, GIF, AVIF or TIFF`);
       }
-      // Header first: reject bombs before any pixel is decoded.
-      let meta: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
+      // One pipeline: sharp checks limitInputPixels against the header before decoding any pixel, so
+      // a bomb is refused cheaply. (A separate metadata() call first would halve small-image throughput.)
       try {
-        meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-      } catch (err) {
-        throw new DecodeError('undecodable', `could not read the ${sniffed.toUpperCase()} image: ${firstLine(err)}`);
-      }
-      const w = meta.width ?? 0;
-      const h = meta.height ?? 0;
-      if (w * h > maxPixels) {
-        throw new DecodeError('too-many-pixels', `image is ${w}×${h} = ${w * h} pixels; the limit is ${maxPixels}`);
-      }
-      try {
-        let pipeline = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'warning', pages: 1 })
+        const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'warning', pages: 1 })
           .autoOrient()
           .flatten({ background })
-          .resize(target.size, target.size, { fit: target.resize ?? 'fill', position: 'centre' });
-        pipeline = target.channels === 1 ? pipeline.grayscale() : pipeline.toColourspace('srgb');
-        const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
-        if (info.channels !== target.channels || info.width !== target.size || info.height !== target.size) {
-          throw new Error(`decoder produced ${info.width}×${info.height}×${info.channels}`);
-        }
-        const rotated = (meta.orientation ?? 1) >= 5;
+          .resize(target.size, target.size, { fit: target.resize ?? 'fill', position: 'centre' })
+          .raw({ depth: 'uchar' })
+          .toBuffer({ resolveWithObject: true });
+        if (info.width !== target.size || info.height !== target.size) throw new Error(`decoder produced ${info.width}×${info.height}`);
         return {
-          pixels: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+          pixels: toChannels(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.channels, target.channels),
           width: info.width,
           height: info.height,
           channels: target.channels,
           format: sniffed,
-          sourceWidth: rotated ? h : w,
-          sourceHeight: rotated ? w : h,
         };
       } catch (err) {
         const msg = firstLine(err);
-        if (/pixel limit/i.test(msg)) throw new DecodeError('too-many-pixels', `image exceeds the pixel limit of ${maxPixels}`);
+        if (/pixel limit/i.test(msg)) {
+          const meta = await sharp(bytes, { limitInputPixels: false }).metadata().catch(() => null);
+          const dims = meta?.width && meta.height ? `${meta.width}×${meta.height} = ${meta.width * meta.height} pixels` : 'over the limit';
+          throw new DecodeError('too-many-pixels', `image is ${dims}; the limit is ${maxPixels} pixels`);
+        }
         throw new DecodeError('undecodable', `could not decode the ${sniffed.toUpperCase()} image: ${msg}`);
       }
     },
@@ -72,4 +61,27 @@ export function createSharpDecoder(opts: SharpDecoderOptions = {}): ImageDecoder
 /** libvips repeats its warnings; the first line says what is wrong. */
 function firstLine(err: unknown): string {
   return String((err as Error).message ?? err).split('\n')[0]!.trim();
+}
+
+/**
+ * Channel conversion in JS, after sharp: sharp's grayscale() is a colour-managed transform that halves
+ * throughput on small images. Grey uses ITU-R 601 luma (what PIL's convert('L') and torchvision use).
+ */
+function toChannels(px: Uint8Array, from: number, to: 1 | 3): Uint8Array {
+  if (from === to) return px;
+  const n = px.length / from;
+  const out = new Uint8Array(n * to);
+  for (let i = 0; i < n; i++) {
+    const o = i * from;
+    if (to === 1) {
+      out[i] = from >= 3 ? Math.round(0.299 * px[o]! + 0.587 * px[o + 1]! + 0.114 * px[o + 2]!) : px[o]!;
+    } else if (from >= 3) {
+      out[i * 3] = px[o]!;
+      out[i * 3 + 1] = px[o + 1]!;
+      out[i * 3 + 2] = px[o + 2]!;
+    } else {
+      out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = px[o]!;
+    }
+  }
+  return out;
 }

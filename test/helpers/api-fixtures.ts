@@ -80,11 +80,14 @@ export async function publishFixture(
 }
 
 /** Dataset image i as a PNG file (what a client would upload). */
-export function png(ds: ImageDataset, i: number): Promise<Buffer> {
-  return sharp(Buffer.from(ds.images.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } })
+export async function png(ds: ImageDataset, i: number): Promise<Uint8Array<ArrayBuffer>> {
+  const buf = await sharp(Buffer.from(ds.images.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } })
     .png()
     .toBuffer();
+  return new Uint8Array(buf);
 }
+
+export const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 
 /** Run f over xs with at most `limit` in flight. */
 export async function pool<T, R>(xs: T[], limit: number, f: (x: T, i: number) => Promise<R>): Promise<R[]> {

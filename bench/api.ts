@@ -1,0 +1,206 @@
+/**
+ * npm run bench:api — API throughput against the bare model.
+ *
+ * Starts a local S3 (temp folder), publishes a checkpoint, serves the API on loopback, and drives it from
+ * a worker thread (so the load generator does not share the server's event loop) with raw PNG
+ * Fashion-MNIST images at concurrency 1, 8 and 32. Prints embeddings/s and p50/p99 latency per level,
+ * the bare model's forward throughput at the API's batch size, and a last line of JSON with the ratio.
+ * The bar: at concurrency 32 the API reaches ≥ 70% of the bare model's throughput (overhead < 30%).
+ *
+ * Options (env): BENCH_SECONDS (per level, default 6), BENCH_LEVELS (default 1,8,32), BATCH_MAX,
+ * BATCH_WAIT_MS, BENCH_MODEL=fixture to force the small stand-in network.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import sharp from 'sharp';
+import { buildCheckpointFiles } from '../shared/checkpoint/format.js';
+import { publishCheckpoint } from '../shared/checkpoint/publish.js';
+import { initNodeBackend } from '../shared/node/backend-node.js';
+import { loadFashionMnist } from '../shared/node/datasets.js';
+import { startLocalS3 } from '../shared/node/local-s3.js';
+import { createJsonLogger } from '../api/logger.js';
+import { startApiServer } from '../api/server.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const LEVELS = (process.env.BENCH_LEVELS ?? '1,8,32').split(',').map(Number);
+const BATCH_MAX = Number(process.env.BATCH_MAX ?? 64);
+const BATCH_WAIT_MS = Number(process.env.BATCH_WAIT_MS ?? 5);
+
+/** The project's default network if the model module is there; else a small stand-in conv net. */
+async function backbone(): Promise<{ model: tf.LayersModel; name: string; dim: number }> {
+  if (process.env.BENCH_MODEL !== 'fixture') {
+    try {
+      const mod = (await import('../shared/model/vicreg-net.js' as string)) as {
+        createVicregNet: (cfg: unknown, seed: number) => { toLayersModel(): tf.LayersModel };
+      };
+      const { DEFAULT_CPU_MODEL, representationDim } = await import('../shared/model/config.js');
+      const model = mod.createVicregNet(DEFAULT_CPU_MODEL, 0).toLayersModel();
+      return { model, name: 'default CPU network (ResNet-mini, untrained weights)', dim: representationDim(DEFAULT_CPU_MODEL.backbone) };
+    } catch {
+      // fall through to the stand-in
+    }
+  }
+  const input = tf.input({ shape: [28, 28, 1] });
+  let h = tf.layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu' }).apply(input) as tf.SymbolicTensor;
+  h = tf.layers.conv2d({ filters: 32, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }).apply(h) as tf.SymbolicTensor;
+  h = tf.layers.conv2d({ filters: 64, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }).apply(h) as tf.SymbolicTensor;
+  h = tf.layers.conv2d({ filters: 128, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }).apply(h) as tf.SymbolicTensor;
+  const out = tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
+  return { model: tf.model({ inputs: input, outputs: out }), name: 'stand-in conv net 16-32-64-128 (shared/model not available)', dim: 128 };
+}
+
+function bareThroughput(model: tf.LayersModel, batch: number, seconds: number): number {
+  const x = tf.randomNormal([batch, 28, 28, 1]);
+  for (let i = 0; i < 3; i++) tf.dispose((model.predict(x, { batchSize: batch }) as tf.Tensor).dataSync());
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    const y = model.predict(x, { batchSize: batch }) as tf.Tensor;
+    y.dataSync();
+    y.dispose();
+    n += batch;
+  }
+  const rate = n / ((performance.now() - t0) / 1000);
+  x.dispose();
+  return rate;
+}
+
+// The load generator: plain JS in a worker thread, global fetch with keep-alive.
+const LOADGEN = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { url, images, concurrency, seconds, warmupSeconds } = workerData;
+(async () => {
+  const lat = [];
+  let errors = 0, done = 0;
+  const tWarm = performance.now() + warmupSeconds * 1000;
+  const tEnd = tWarm + seconds * 1000;
+  let tStart = 0;
+  await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
+    let i = w;
+    for (;;) {
+      const now = performance.now();
+      if (now >= tEnd) return;
+      const body = images[i++ % images.length];
+      const t0 = performance.now();
+      try {
+        const res = await fetch(url, { method: 'POST', body, headers: { 'Content-Type': 'image/png' } });
+        await res.arrayBuffer();
+        if (res.status !== 200) errors++;
+      } catch { errors++; }
+      const t1 = performance.now();
+      if (t0 >= tWarm && t1 <= tEnd) { lat.push(t1 - t0); done++; }
+    }
+  }));
+  parentPort.postMessage({ lat, errors, done });
+})();
+`;
+
+function runLoad(url: string, images: Uint8Array[], concurrency: number, seconds: number) {
+  return new Promise<{ lat: number[]; errors: number; done: number }>((resolve, reject) => {
+    const w = new Worker(LOADGEN, { eval: true, workerData: { url, images, concurrency, seconds, warmupSeconds: 1 } });
+    w.once('message', (m) => {
+      resolve(m as { lat: number[]; errors: number; done: number });
+      void w.terminate();
+    });
+    w.once('error', reject);
+  });
+}
+
+function batchStats(metrics: string): { sum: number; count: number } {
+  const num = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0);
+  return { sum: num('embed_batch_size_sum'), count: num('embed_batch_size_count') };
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+
+async function main() {
+  const backend = await initNodeBackend({ log: () => {} });
+  const dir = await mkdtemp(join(tmpdir(), 'vicreg-bench-'));
+  const s3 = await startLocalS3({ dir });
+  try {
+    const { model, name, dim } = await backbone();
+    const { files, manifest } = await buildCheckpointFiles({
+      model,
+      manifest: {
+        parent: null,
+        state: 'active-candidate',
+        training: { config: { bench: true }, seed: 0, steps: 0, epochs: 0, wallSeconds: 0, command: 'npm run bench:api' },
+        dataset: { name: 'none', fingerprint: '0'.repeat(64), n: 0 },
+        preprocessing: { inputSize: 28, channels: 1, mean: [0.286], std: [0.353], resize: 'fill' },
+        representationDim: dim,
+        backend: tf.getBackend(),
+        metrics: {},
+      },
+    });
+    await publishCheckpoint(s3.store, files, { activate: true });
+    console.log(`backend ${backend.detail}; model: ${name}; checkpoint ${manifest.version}`);
+
+    const bare = bareThroughput(model, BATCH_MAX, 4);
+    console.log(`bare model forward, batch ${BATCH_MAX}: ${bare.toFixed(0)} img/s`);
+    const bareSmall = Object.fromEntries([1, 8, 32].map((b) => [b, Math.round(bareThroughput(model, b, 1.5))]));
+    console.log(`bare model forward at batch 1 / 8 / 32: ${bareSmall[1]} / ${bareSmall[8]} / ${bareSmall[32]} img/s`);
+    model.dispose();
+
+    const ds = await loadFashionMnist('test', { limit: 256 });
+    const images = await Promise.all(
+      Array.from({ length: ds.n }, async (_, i) =>
+        new Uint8Array(await sharp(Buffer.from(ds.images.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer()),
+      ),
+    );
+    const api = await startApiServer({
+      env: {},
+      store: s3.store,
+      port: 0,
+      initBackend: false,
+      waitForModel: true,
+      logger: createJsonLogger({ level: 'warn' }),
+      settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000 },
+    });
+    const results: Record<string, { meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number }> = {};
+    try {
+      for (const c of LEVELS) {
+        const before = batchStats(await (await fetch(`${api.url}/metrics`)).text());
+        const r = await runLoad(`${api.url}/v1/embeddings`, images, c, SECONDS);
+        const after = batchStats(await (await fetch(`${api.url}/metrics`)).text());
+        const meanBatch = (after.sum - before.sum) / Math.max(1, after.count - before.count);
+        const rate = r.done / SECONDS;
+        results[`c${c}`] = { meanBatch: +meanBatch.toFixed(1), embeddingsPerSec: Math.round(rate), p50ms: +pct(r.lat, 50).toFixed(2), p99ms: +pct(r.lat, 99).toFixed(2), errors: r.errors };
+        console.log(`concurrency ${String(c).padStart(2)}: ${rate.toFixed(0).padStart(5)} embeddings/s  p50 ${pct(r.lat, 50).toFixed(1)} ms  p99 ${pct(r.lat, 99).toFixed(1)} ms  errors ${r.errors}  mean batch ${meanBatch.toFixed(1)}`);
+      }
+    } finally {
+      await api.close();
+    }
+    const top = results[`c${Math.max(...LEVELS)}`]!;
+    const ratio = top.embeddingsPerSec / bare;
+    console.log(
+      JSON.stringify({
+        bench: 'api',
+        backend: tf.getBackend(),
+        model: name,
+        batchMax: BATCH_MAX,
+        batchWaitMs: BATCH_WAIT_MS,
+        bareImgPerSec: Math.round(bare),
+        bareImgPerSecByBatch: bareSmall,
+        levels: results,
+        ratioAtMaxConcurrency: +ratio.toFixed(3),
+        overhead: +(1 - ratio).toFixed(3),
+        bar: 'overhead < 0.30 at concurrency 32',
+        pass: 1 - ratio < 0.3,
+      }),
+    );
+  } finally {
+    await s3.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
