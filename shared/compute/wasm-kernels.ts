@@ -257,12 +257,53 @@ function conv2dBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: tf.
   return s.finish(crop(s, full, h, w));
 }
 
+/**
+ * wasm's BatchMatMul with transposeA/transposeB runs 10–25× slower than without (256×512 by 512×512:
+ * 90–190 ms against 8 ms here); an explicit transpose costs ~0.5 ms. Every matmul gradient transposes.
+ */
+function untransposedMatMul(original: tf.KernelConfig): tf.KernelFunc {
+  return (args) => {
+    const attrs = (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean };
+    if (!attrs.transposeA && !attrs.transposeB) return original.kernelFunc(args);
+    const s = new KernelScope(args.backend as WasmBackendLike);
+    const swapLast = (t: TensorInfo) => {
+      const perm = t.shape.map((_, i) => i);
+      const r = perm.length;
+      [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
+      return s.transpose(t, perm);
+    };
+    const inputs = { ...args.inputs };
+    if (attrs.transposeA) inputs['a'] = swapLast(inputs['a']!);
+    if (attrs.transposeB) inputs['b'] = swapLast(inputs['b']!);
+    const out = original.kernelFunc({ ...args, inputs, attrs: { ...args.attrs, transposeA: false, transposeB: false } }) as TensorInfo;
+    return s.finish(out);
+  };
+}
+
 let registered = false;
 
-/** Registers the conv gradients above for the wasm backend (idempotent). */
+/**
+ * Zero-copy Identity. tfjs saves every tensor a gradient needs through Identity; wasm's copies the buffer,
+ * the cpu backend's shares it (tensor data is immutable, so sharing is safe).
+ */
+function identity(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend }): TensorInfo {
+  const x = args.inputs['x']!;
+  args.backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/** Registers the conv gradients and zero-copy Identity above for the wasm backend (idempotent). */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
   registered = true;
+  if (tf.getKernel('Identity', 'wasm')) tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel({ kernelName: 'Identity', backendName: 'wasm', kernelFunc: identity as tf.KernelFunc });
+  for (const name of ['BatchMatMul', '_FusedMatMul']) {
+    const original = tf.getKernel(name, 'wasm');
+    if (!original) continue;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ ...original, kernelFunc: untransposedMatMul(original) });
+  }
   if (!tf.getKernel('Conv2DBackpropFilter', 'wasm')) {
     tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2dBackpropFilter as tf.KernelFunc });
   }
