@@ -31,6 +31,8 @@ export const WorkerEnv = z
     GATE_MIN_STD: num('GATE_MIN_STD', 0, 10).default(0.01),
     /** Gate: minimum effective rank (RankMe) of the representation. */
     GATE_MIN_RANK: num('GATE_MIN_RANK', 0, 1e6).default(2),
+    /** Gate: minimum mean per-dimension std of the embeddings in the last training batch (target γ = 1). */
+    GATE_MIN_EMBEDDING_STD: num('GATE_MIN_EMBEDDING_STD', 0, 10).default(0.1),
     /** Gate: how much lower (absolute accuracy, 0–1) than the current model a new one may score. */
     GATE_MARGIN: num('GATE_MARGIN', 0, 1).default(0.02),
     /** Evaluation size: labelled train images for the kNN bank / probe, and held-out test images. */
@@ -53,7 +55,7 @@ export const WorkerEnv = z
     progressIntervalMs: Math.min(e.PROGRESS_INTERVAL_MS, Math.floor((e.LEASE_SECONDS * 1000) / 3)),
     snapshotEverySteps: e.SNAPSHOT_EVERY_STEPS,
     diagnosticsEverySteps: e.DIAGNOSTICS_EVERY_STEPS,
-    gate: { minStd: e.GATE_MIN_STD, minRank: e.GATE_MIN_RANK, margin: e.GATE_MARGIN },
+    gate: { minStd: e.GATE_MIN_STD, minRank: e.GATE_MIN_RANK, minEmbeddingStd: e.GATE_MIN_EMBEDDING_STD, margin: e.GATE_MARGIN },
     eval: { trainLimit: e.EVAL_TRAIN_LIMIT, testLimit: e.EVAL_TEST_LIMIT, probeEpochs: e.PROBE_EPOCHS },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxJobs: e.MAX_JOBS,

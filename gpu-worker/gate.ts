@@ -7,8 +7,12 @@
  * evaluation (same held-out images), by more than `margin` (absolute accuracy).
  */
 export interface GateConfig {
+  /** Floor on the representation's per-dimension std of L2-normalised rows (≈ 1/√d when healthy). */
   minStd: number;
+  /** Floor on the representation's effective rank (RankMe). */
   minRank: number;
+  /** Floor on the embeddings' mean per-dimension std in the last training batch (VICReg's γ = 1 target). */
+  minEmbeddingStd: number;
   margin: number;
 }
 
@@ -16,6 +20,12 @@ export interface GateCandidate {
   finalLoss: number;
   std: number;
   effectiveRank: number;
+  /**
+   * Mean per-dimension std of the embeddings (expander output) in the last batch, read off the variance
+   * term: with γ = 1 the hinge mean(relu(1 − std_j)) equals 1 − mean(std_j) while no dimension exceeds 1.
+   * It is the first thing to collapse (the representation follows later), so it catches collapse early.
+   */
+  embeddingStd?: number;
   /** Accuracy on the held-out split (kNN top-1), or null when the data has no labels. */
   accuracy: number | null;
 }
@@ -42,6 +52,12 @@ export function decideGate(
   }
   if (!(candidate.effectiveRank >= cfg.minRank)) {
     reasons.push(`collapsed: effective rank ${fmt(candidate.effectiveRank, 2)} is below the floor ${cfg.minRank}`);
+  }
+  if (candidate.embeddingStd !== undefined && !(candidate.embeddingStd >= cfg.minEmbeddingStd)) {
+    reasons.push(
+      `collapsed: embedding std ${fmt(candidate.embeddingStd)} is below the floor ${cfg.minEmbeddingStd} ` +
+        '(the embeddings of different images have become nearly identical)',
+    );
   }
   const decision: GateDecision = { pass: false, reasons };
   if (current && current.accuracy !== null && candidate.accuracy !== null) {

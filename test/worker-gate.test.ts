@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decideGate } from '../gpu-worker/gate.js';
 
-const cfg = { minStd: 0.01, minRank: 2, margin: 0.02 };
+const cfg = { minStd: 0.01, minRank: 2, minEmbeddingStd: 0.05, margin: 0.02 };
 const healthy = { finalLoss: 20, std: 0.08, effectiveRank: 30, accuracy: 0.8 };
 
 describe('publish gate', () => {
@@ -14,6 +14,13 @@ describe('publish gate', () => {
     const d = decideGate({ finalLoss: NaN, std: 0.001, effectiveRank: 1.1, accuracy: 0.1 }, null, cfg, true);
     expect(d.pass).toBe(false);
     expect(d.reasons.join(' | ')).toMatch(/loss is not finite.*std 0\.0010 is below the floor 0\.01.*effective rank 1\.10 is below the floor 2/);
+  });
+
+  it('rejects collapsed embeddings even when the representation still looks spread', () => {
+    const d = decideGate({ ...healthy, embeddingStd: 0.014 }, null, cfg, false);
+    expect(d.pass).toBe(false);
+    expect(d.reasons).toEqual([expect.stringMatching(/collapsed: embedding std 0\.0140 is below the floor 0\.05/)]);
+    expect(decideGate({ ...healthy, embeddingStd: 0.4 }, null, cfg, false).pass).toBe(true);
   });
 
   it('rejects a regression beyond the margin unless forced', () => {
