@@ -88,6 +88,7 @@ export function createTrainSession(o: TrainSessionOptions): TrainSession {
     representationDim: representationDim(o.model.backbone),
     backboneModel: () => net.toLayersModel(),
     exportState(s, epoch, meta) {
+      // No generator state to keep: shuffles and views are derived from (seed, epoch) / (seed, step).
       return { step: s, epoch, rng: [0, 0, 0, 1], weights: net.getWeights(), optimizerSlots: optimizer.getSlots(), meta };
     },
     importState(s) {
