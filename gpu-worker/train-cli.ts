@@ -18,9 +18,10 @@ import { ModelConfig } from '../shared/model/config.js';
 import { progressLine } from '../shared/eval/progress-schema.js';
 import { headlineSummary } from '../shared/eval/result-schema.js';
 import { planSteps, runTrainingLoop, type ProgressEvent } from '../shared/train/loop.js';
-import { loadTrainingData } from './data.js';
+import { loadTrainingData, subset } from './data.js';
 import { DirStore } from './dir-store.js';
-import { checkpointFiles, evaluateOnHeldOut, flatMetrics } from './pipeline.js';
+import { checkpointFiles, evaluateOnHeldOut, extractFeatures, flatMetrics } from './pipeline.js';
+import { knnEvaluate } from '../shared/eval/knn.js';
 import { ProgressBar } from './progress-bar.js';
 import { createTrainSession } from './train-parts.js';
 
@@ -60,6 +61,8 @@ export const TrainFlags = z.strictObject({
   'eval-train-limit': posInt('eval-train-limit').default(60_000),
   'eval-test-limit': posInt('eval-test-limit').default(10_000),
   'probe-epochs': posInt('probe-epochs').default(100),
+  /** kNN top-1 after every epoch on this many labelled train images vs the held-out split (0 = off). */
+  'epoch-knn': z.coerce.number().int().min(0).default(0),
   backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).optional(),
   threads: posInt('threads').optional(),
   quiet: flag.default(false),
@@ -163,6 +166,17 @@ export async function runTrainCommand(
     await appendFile(progressPath, progressLine({ type: 'start', config, backend: backend.detail, t: Date.now(), resumedFromStep: startStep }));
     const bar = !f.quiet && io.stderr.isTTY ? new ProgressBar(io.stderr as NodeJS.WriteStream) : null;
     let lastEpoch = Math.floor(startStep / plan.stepsPerEpoch);
+    // A cheap per-epoch kNN (subset bank) so the report can plot accuracy over epochs.
+    const epochKnn = async (epoch: number): Promise<number | null> => {
+      const ev = data.evaluation;
+      if (!ev || f['epoch-knn'] === 0) return null;
+      const bank = subset(ev.train, Int32Array.from({ length: Math.min(ev.train.n, f['epoch-knn']) }, (_, i) => i));
+      const train = { features: await extractFeatures(session.representation, bank, data.norm), labels: bank.labels! };
+      const test = { features: await extractFeatures(session.representation, ev.test, data.norm), labels: ev.test.labels! };
+      const r = await knnEvaluate(train, test, { k: 20, temperature: 0.07, numClasses: ev.numClasses });
+      if (!f.quiet) io.stderr.write(`epoch ${epoch}: kNN top-1 ${(100 * r.top1).toFixed(2)}% (bank ${bank.n}, test ${ev.test.n})\n`);
+      return r.top1;
+    };
     const onProgress = async (e: ProgressEvent): Promise<void> => {
       const line = progressLine({ ...e, type: 'step' });
       await appendFile(progressPath, line);
@@ -171,7 +185,11 @@ export async function runTrainCommand(
       const epoch = Math.floor(e.step / plan.stepsPerEpoch);
       if (epoch !== lastEpoch) {
         lastEpoch = epoch;
-        await appendFile(progressPath, progressLine({ type: 'epoch', epoch, step: e.step, seconds: e.elapsedSeconds, t: e.t }));
+        const knnTop1 = await epochKnn(epoch);
+        await appendFile(
+          progressPath,
+          progressLine({ type: 'epoch', epoch, step: e.step, seconds: e.elapsedSeconds, t: e.t, ...(knnTop1 !== null ? { knnTop1 } : {}) }),
+        );
       }
     };
     let stop: 'stop' | null = null;
@@ -213,6 +231,7 @@ export async function runTrainCommand(
       knn_top1: evaluation?.knnTop1,
       linear_top1: evaluation?.linearTop1,
       raw_knn_top1: typeof headline['raw_knn_top1'] === 'number' ? headline['raw_knn_top1'] : null,
+      raw_linear_top1: typeof headline['raw_linear_top1'] === 'number' ? headline['raw_linear_top1'] : null,
       final_loss: result.last?.loss,
       std: d.std,
       norm_std: d.normStd,
