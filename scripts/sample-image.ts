@@ -12,6 +12,7 @@ const px = test.height * test.width;
 const png = await sharp(Buffer.from(test.images.subarray(index * px, (index + 1) * px)), {
   raw: { width: test.width, height: test.height, channels: 1 },
 })
+  .toColourspace('b-w')
   .png()
   .toBuffer();
 process.stderr.write(`test image ${index}: ${FASHION_MNIST_CLASSES[test.labels![index]!]}\n`);
