@@ -119,8 +119,10 @@ if (env.BENCH_TORCH === '1') {
     say('PyTorch not available (/usr/bin/python3 cannot import torch; apt-get install python3-torch): skipped');
   } else {
     const script = path.resolve(repoRoot, '../shared/ref/torch_vicreg.py');
-    say(`running /usr/bin/python3 ${path.relative(repoRoot, script)} bench --batch ${bs} --steps ${env.BENCH_STEPS}`);
-    const run = spawnSync('/usr/bin/python3', [script, 'bench', '--batch', String(bs), '--steps', String(env.BENCH_STEPS)], {
+    // Same thread count as ours, so the ratio compares like with like.
+    const torchArgs = ['bench', '--batch', String(bs), '--steps', String(env.BENCH_STEPS), '--threads', String(Math.max(1, backend.threads))];
+    say(`running /usr/bin/python3 ${path.relative(repoRoot, script)} ${torchArgs.join(' ')}`);
+    const run = spawnSync('/usr/bin/python3', [script, ...torchArgs], {
       cwd: repoRoot,
       encoding: 'utf8',
       timeout: 15 * 60_000,

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng.js';
 import { ModelConfig } from './config.js';
 import { batchNormInfer, batchNormTrain } from './batchnorm.js';
-import { BN_MOMENTUM, buildSpec, paramSpecs, type ConvBnSpec, type NetSpec, type ParamSpec } from './spec.js';
+import { BN_EPSILON, BN_MOMENTUM, buildSpec, paramSpecs, type ConvBnSpec, type NetSpec, type ParamSpec } from './spec.js';
 import { buildLayersModel } from './layers-model.js';
 
 /** Values by stable parameter name (shapes are the network's: see `spec` / paramSpecs). */
@@ -89,7 +89,15 @@ export function createVicregNet(configIn: ModelConfig, seed: number): VicregNet 
 
   const convBn = (x: tf.Tensor4D, u: ConvBnSpec, training: boolean): tf.Tensor4D => {
     const { name, stride, pad } = u.conv;
-    const y = tf.conv2d(x, v(name) as unknown as tf.Tensor4D, stride, pad === 0 ? 'valid' : [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
+    const padding = pad === 0 ? 'valid' : ([[0, 0], [pad, pad], [pad, pad], [0, 0]] as tf.backend_util.ExplicitPadding);
+    if (!training) {
+      // Inference: batch norm folded into the conv (scaled kernel + bias, ReLU fused): one kernel per unit.
+      const scale = tf.mul(v(`${u.bn}.gamma`), tf.rsqrt(tf.add(v(`${u.bn}.var`), BN_EPSILON)));
+      const bias = tf.sub(v(`${u.bn}.beta`), tf.mul(v(`${u.bn}.mean`), scale)) as tf.Tensor1D;
+      const filter = tf.mul(v(name), scale) as tf.Tensor4D; // broadcasts over the output-channel axis
+      return tf.fused.conv2d({ x, filter, strides: stride, pad: padding, bias, activation: u.relu ? 'relu' : 'linear' });
+    }
+    const y = tf.conv2d(x, v(name) as unknown as tf.Tensor4D, stride, padding);
     return bn4(y, u.bn, u.relu, training);
   };
 
