@@ -19,7 +19,7 @@ function log(msg: string, fields: Record<string, unknown> = {}): void {
 
 async function main(): Promise<void> {
   const env = { ...process.env };
-  const s3 = await storeFromEnv(env, { localDir: path.join(root, '.data/s3') });
+  const s3 = await storeFromEnv(env, { localDir: env['S3_LOCAL_DIR'] || path.join(root, '.data/s3') });
   if (s3.local) {
     log('local S3-compatible server started', { endpoint: s3.local.endpoint, bucket: s3.local.bucket, data: s3.local.dir });
     Object.assign(env, s3.local.env);
