@@ -1,40 +1,93 @@
 import * as tf from '@tensorflow/tfjs';
 import { VERSION_RE, type Manifest } from '../shared/checkpoint/manifest.js';
-import { activateVersion, listVersions, loadCheckpoint, readLatest, readManifest } from '../shared/checkpoint/publish.js';
+import { openCheckpointFiles, type OpenedCheckpoint } from '../shared/checkpoint/format.js';
+import { MANIFEST_JSON, versionPrefix, CheckpointError } from '../shared/checkpoint/manifest.js';
+import { activateVersion, listVersions, readLatest, readManifest } from '../shared/checkpoint/publish.js';
 import { predictLinearVector } from '../shared/eval/linear-head.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { VersionNotFoundError, type ModelSource, type ModelSummary, type ServingModel } from './model-source.js';
 
+/**
+ * A checkpoint that passed verification (sha256 of every file, model shapes, head dimensions). Its
+ * `model` is loaded on this thread's backend and owned by the runner (dispose it if not used).
+ */
+export interface VerifiedCheckpoint extends OpenedCheckpoint {
+  /** The verified files by name (model.json, weights.bin, …). */
+  files: ReadonlyMap<string, Uint8Array>;
+}
+
+/** Runs a verified checkpoint's network: n images NHWC → n × representationDim, row-major. */
+export interface NetworkRunner {
+  /** May take ownership of `input` (e.g. transfer it to another thread); callers pass a fresh array. */
+  forward(input: Float32Array, n: number): Promise<Float32Array>;
+  /** Frees the network once the batches already started have finished. */
+  dispose(): void;
+}
+
+export type RunNetwork = (checkpoint: VerifiedCheckpoint) => Promise<NetworkRunner>;
+
+/** The network on this thread's tfjs backend (every runtime; the forward pass blocks this thread). */
+export const runInThisThread: RunNetwork = async ({ manifest, model }) => {
+  const pre = manifest.preprocessing;
+  const [h, w, ch] = [pre.inputSize, pre.inputSize, pre.channels];
+  return {
+    async forward(input, n) {
+      if (input.length !== n * h * w * ch) throw new Error(`forward: ${input.length} values for ${n} images of ${h}×${w}×${ch}`);
+      const x = tf.tensor4d(input, [n, h, w, ch]);
+      // One call for the whole batch (predict's default would split it into chunks of 32).
+      const y = model.predict(x, { batchSize: Math.max(1, n) }) as tf.Tensor;
+      try {
+        const out = await y.data();
+        return out instanceof Float32Array ? out : Float32Array.from(out);
+      } finally {
+        tf.dispose([x, y]);
+      }
+    },
+    dispose: () => model.dispose(),
+  };
+};
+
+/** Fetch a version's files and verify them (shared/checkpoint's rules); the model is loaded on this thread. */
+async function fetchVerified(store: ObjectStore, version: string): Promise<VerifiedCheckpoint> {
+  const found = await readManifest(store, version);
+  if (!found) throw new CheckpointError(MANIFEST_JSON, `is missing: no version ${version} in ${store.description}`, version);
+  const prefix = versionPrefix(version);
+  const names = Object.keys(found.manifest.files);
+  const bodies = await Promise.all(names.map((n) => store.get(`${prefix}${n}`)));
+  const files = new Map<string, Uint8Array>([[MANIFEST_JSON, found.bytes]]);
+  names.forEach((n, i) => {
+    const b = bodies[i];
+    if (!b || !('body' in b)) throw new CheckpointError(n, 'is missing', version);
+    files.set(n, b.body);
+  });
+  return { ...(await openCheckpointFiles(files, version)), files };
+}
+
+export interface CheckpointSourceOptions {
+  /** Where the network runs (default: this thread). The Node entry passes a model-thread runner. */
+  run?: RunNetwork;
+}
+
 /** ModelSource over the checkpoint format in the bucket (shared/checkpoint): load = fetch + sha256 verify. */
-export function checkpointSource(store: ObjectStore): ModelSource {
+export function checkpointSource(store: ObjectStore, opts: CheckpointSourceOptions = {}): ModelSource {
+  const run = opts.run ?? runInThisThread;
   return {
     async readLatest() {
       return (await readLatest(store))?.version ?? null;
     },
     async load(version) {
-      const { manifest, model, linearHead } = await loadCheckpoint(store, version);
+      const verified = await fetchVerified(store, version);
+      const { manifest } = verified;
+      const head = verified.linearHead;
       const pre = manifest.preprocessing;
-      const [h, w, ch] = [pre.inputSize, pre.inputSize, pre.channels];
       const dimension = manifest.representationDim;
-      const forward = async (input: Float32Array, n: number): Promise<Float32Array> => {
-        if (input.length !== n * h * w * ch) throw new Error(`forward: ${input.length} values for ${n} images of ${h}×${w}×${ch}`);
-        const x = tf.tensor4d(input, [n, h, w, ch]);
-        // One call for the whole batch (predict's default would split it into chunks of 32).
-        const y = model.predict(x, { batchSize: Math.max(1, n) }) as tf.Tensor;
-        try {
-          const out = await y.data();
-          return out instanceof Float32Array ? out : Float32Array.from(out);
-        } finally {
-          tf.dispose([x, y]);
-        }
-      };
-      const head = linearHead;
+      const runner = await run(verified);
       const served: ServingModel = {
         version,
         preprocessing: { inputSize: pre.inputSize, channels: pre.channels, mean: pre.mean, std: pre.std, resize: pre.resize },
         dimension,
         summary: summarise(manifest),
-        forward,
+        forward: (input, n) => runner.forward(input, n),
         ...(head
           ? {
               linear: async (features: Float32Array, n: number) => ({
@@ -45,7 +98,7 @@ export function checkpointSource(store: ObjectStore): ModelSource {
               }),
             }
           : {}),
-        dispose: () => model.dispose(),
+        dispose: () => runner.dispose(),
       };
       return served;
     },

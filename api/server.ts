@@ -1,18 +1,20 @@
 /**
  * Node entry: reads the environment, builds the app's dependencies (S3 store, sharp decoder, model host
- * following models/latest.json) and serves with @hono/node-server. `startApiServer` is what the
+ * following models/latest.json; by default the forward pass runs in a model thread, api/node/thread-runner.ts)
+ * and serves with @hono/node-server. `startApiServer` is what the
  * `npm start` orchestrator and the tests call; running this file directly serves from process.env.
  */
 import { serve, type ServerType } from '@hono/node-server';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../shared/jobs/clock.js';
-import { initNodeBackend } from '../shared/node/backend-node.js';
+import { BackendEnv, initNodeBackend } from '../shared/node/backend-node.js';
 import { createSharpDecoder } from '../shared/node/image-decode.js';
 import { s3ConfigFromEnv } from '../shared/store/config.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { createS3Store } from '../shared/store/s3-store.js';
 import { createApp } from './app.js';
-import { checkpointSource } from './checkpoint-source.js';
+import { checkpointSource, runInThisThread } from './checkpoint-source.js';
+import { runInModelThread } from './node/thread-runner.js';
 import type { App, ApiConfig } from './context.js';
 import { Gallery } from './gallery.js';
 import { storeJobs } from './jobs.js';
@@ -35,6 +37,10 @@ export const ApiEnv = z.object({
   BATCH_MAX: int('BATCH_MAX', 1, 1024).default(64),
   BATCH_WAIT_MS: int('BATCH_WAIT_MS', 0, 1000).default(5),
   POLL_INTERVAL_MS: int('POLL_INTERVAL_MS', 100, 3_600_000).default(2000),
+  /** 'on': the forward pass runs in a worker thread (HTTP and decoding overlap with it); 'off': on the event loop. */
+  MODEL_THREAD: z.enum(['on', 'off'], { error: "MODEL_THREAD must be 'on' or 'off'" }).default('on'),
+  /** wasm threads inside the model thread; the other core is left to HTTP and image decoding. */
+  MODEL_THREAD_WASM_THREADS: int('MODEL_THREAD_WASM_THREADS', 1, 64).default(1),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 export type ApiEnv = z.output<typeof ApiEnv>;
@@ -85,13 +91,25 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
   const env = opts.env ?? process.env;
   const settings = { ...parseApiEnv(env), ...opts.settings };
   const logger = opts.logger ?? createJsonLogger({ level: settings.LOG_LEVEL as LogLevel });
-  if (opts.initBackend ?? true) await initNodeBackend({ env, log: (m) => logger.info('compute backend', { detail: m }) });
+  const threaded = settings.MODEL_THREAD === 'on';
+  // With a model thread, this thread's backend only loads checkpoints to verify them: one wasm thread is plenty.
+  if (opts.initBackend ?? true)
+    await initNodeBackend({ env, ...(threaded ? { threads: 1 } : {}), log: (m) => logger.info('compute backend', { detail: m }) });
   const store = opts.store ?? createS3Store(s3ConfigFromEnv(env));
   const clock = opts.clock ?? systemClock;
   const metrics = new ApiMetrics();
   const decoder = createSharpDecoder({ maxPixels: settings.MAX_PIXELS });
   const gallery = new Gallery(store, () => clock.now());
-  const models = opts.models ?? checkpointSource(store);
+  const backend = BackendEnv.safeParse(env);
+  const run = threaded
+    ? runInModelThread({
+        backend: backend.success ? backend.data.VICREG_BACKEND : 'auto',
+        threads: settings.MODEL_THREAD_WASM_THREADS,
+        env,
+        onError: (err) => logger.warn('model thread did not close cleanly', { err }),
+      })
+    : runInThisThread;
+  const models = opts.models ?? checkpointSource(store, { run });
   const host = new ModelHost({
     source: models,
     store,

@@ -8,11 +8,13 @@
  * The bar: at concurrency 32 the API reaches ≥ 70% of the bare model's throughput (overhead < 30%).
  *
  * Options (env): BENCH_SECONDS (per level, default 6), BENCH_LEVELS (default 1,8,32), BATCH_MAX,
- * BATCH_WAIT_MS, BENCH_MODEL=fixture to force the small stand-in network.
+ * BATCH_WAIT_MS, MODEL_THREAD (on|off, default on), MODEL_THREAD_WASM_THREADS (default 1),
+ * BENCH_MODEL=fixture to force the small stand-in network. The bare figure is the model on this thread
+ * with the default wasm thread count (all cores): the strictest baseline.
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
@@ -28,6 +30,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,8,32').split(',').map(Number);
 const BATCH_MAX = Number(process.env.BATCH_MAX ?? 64);
 const BATCH_WAIT_MS = Number(process.env.BATCH_WAIT_MS ?? 5);
+const MODEL_THREAD = process.env.MODEL_THREAD === 'off' ? 'off' : 'on';
+const MODEL_THREAD_WASM_THREADS = Number(process.env.MODEL_THREAD_WASM_THREADS ?? 1);
 
 /** The project's default network if the model module is there; else a small stand-in conv net. */
 async function backbone(): Promise<{ model: tf.LayersModel; name: string; dim: number }> {
@@ -68,32 +72,48 @@ function bareThroughput(model: tf.LayersModel, batch: number, seconds: number): 
   return rate;
 }
 
-// The load generator: plain JS in a worker thread, global fetch with keep-alive.
+// The load generator: plain JS in a worker thread, node:http with keep-alive sockets (one per concurrent
+// client). undici's fetch costs ~3.5 ms of CPU per request here, which on 2 shared cores would be taken
+// from the server and counted as API overhead; http.request costs a fraction of that.
 const LOADGEN = `
 const { parentPort, workerData } = require('node:worker_threads');
+const http = require('node:http');
 const { url, images, concurrency, seconds, warmupSeconds } = workerData;
+const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+const target = new URL(url);
+function post(body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ agent, host: target.hostname, port: target.port, path: target.pathname, method: 'POST',
+      headers: { 'Content-Type': 'image/png', 'Content-Length': body.length } }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => resolve(res.statusCode));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 (async () => {
   const lat = [];
   let errors = 0, done = 0;
   const tWarm = performance.now() + warmupSeconds * 1000;
   const tEnd = tWarm + seconds * 1000;
-  let tStart = 0;
+  const bodies = images.map((b) => Buffer.from(b));
   await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
     let i = w;
     for (;;) {
       const now = performance.now();
       if (now >= tEnd) return;
-      const body = images[i++ % images.length];
+      const body = bodies[i++ % bodies.length];
       const t0 = performance.now();
       try {
-        const res = await fetch(url, { method: 'POST', body, headers: { 'Content-Type': 'image/png' } });
-        await res.arrayBuffer();
-        if (res.status !== 200) errors++;
+        if ((await post(body)) !== 200) errors++;
       } catch { errors++; }
       const t1 = performance.now();
       if (t0 >= tWarm && t1 <= tEnd) { lat.push(t1 - t0); done++; }
     }
   }));
+  agent.destroy();
   parentPort.postMessage({ lat, errors, done });
 })();
 `;
@@ -109,6 +129,21 @@ function runLoad(url: string, images: Uint8Array[], concurrency: number, seconds
   });
 }
 
+/** BENCH_PROFILE=prefix: a V8 CPU profile of the server's (main) thread per level, for chrome://inspect. */
+async function startProfile(): Promise<(file: string) => Promise<void>> {
+  const { Session } = await import('node:inspector/promises');
+  const { writeFile } = await import('node:fs/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async (file) => {
+    const { profile } = await session.post('Profiler.stop');
+    await writeFile(file, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
 function batchStats(metrics: string): { sum: number; count: number } {
   const num = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0);
   return { sum: num('embed_batch_size_sum'), count: num('embed_batch_size_count') };
@@ -120,6 +155,7 @@ const pct = (xs: number[], p: number) => {
 };
 
 async function main() {
+  const loadAtStart = loadavg();
   const backend = await initNodeBackend({ log: () => {} });
   const dir = await mkdtemp(join(tmpdir(), 'vicreg-bench-'));
   const s3 = await startLocalS3({ dir });
@@ -160,13 +196,15 @@ async function main() {
       initBackend: false,
       waitForModel: true,
       logger: createJsonLogger({ level: 'warn' }),
-      settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000 },
+      settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREAD_WASM_THREADS },
     });
     const results: Record<string, { meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number }> = {};
     try {
       for (const c of LEVELS) {
         const before = batchStats(await (await fetch(`${api.url}/metrics`)).text());
+        const stopProfile = process.env.BENCH_PROFILE ? await startProfile() : null;
         const r = await runLoad(`${api.url}/v1/embeddings`, images, c, SECONDS);
+        if (stopProfile) await stopProfile(`${process.env.BENCH_PROFILE}-c${c}.cpuprofile`);
         const after = batchStats(await (await fetch(`${api.url}/metrics`)).text());
         const meanBatch = (after.sum - before.sum) / Math.max(1, after.count - before.count);
         const rate = r.done / SECONDS;
@@ -185,6 +223,9 @@ async function main() {
         model: name,
         batchMax: BATCH_MAX,
         batchWaitMs: BATCH_WAIT_MS,
+        modelThread: MODEL_THREAD === 'on' ? { wasmThreads: MODEL_THREAD_WASM_THREADS } : 'off',
+        // 1/5/15-minute load averages at start and end (2 cores: above 2 means other jobs shared the CPU).
+        loadavg: { start: loadAtStart.map((x) => +x.toFixed(2)), end: loadavg().map((x) => +x.toFixed(2)) },
         bareImgPerSec: Math.round(bare),
         bareImgPerSecByBatch: bareSmall,
         levels: results,
