@@ -201,11 +201,14 @@ export class ModelHost {
     void tick();
   }
 
+  /** Stop following latest, write the index snapshot, and free the model once its requests are done. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.refreshing;
     await this.flushSnapshot();
+    // A model thread would otherwise keep the process alive.
+    this.serving?.retire();
   }
 
   /**

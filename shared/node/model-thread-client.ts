@@ -72,6 +72,8 @@ export async function startModelThread(files: ModelThreadFiles, opts: ModelThrea
       pending.delete(m.id);
       if (m.type === 'result') p?.resolve(m.output);
       else p?.reject(new Error(m.message));
+      // Idle, the thread must not keep the process alive (a model nobody closed would block exit).
+      if (pending.size === 0) worker.unref();
       if (closing && pending.size === 0) void worker.terminate();
       return;
     }
@@ -93,6 +95,7 @@ export async function startModelThread(files: ModelThreadFiles, opts: ModelThrea
     const loaded = next();
     worker.postMessage(loadMsg);
     await loaded;
+    worker.unref();
     return {
       backend,
       get inFlight() {
@@ -104,6 +107,7 @@ export async function startModelThread(files: ModelThreadFiles, opts: ModelThrea
         const id = nextId++;
         return new Promise<Float32Array>((resolve, reject) => {
           pending.set(id, { resolve, reject });
+          worker.ref();
           const msg: ToModelThread = { type: 'forward', id, input, n };
           worker.postMessage(msg, [input.buffer as ArrayBuffer]);
         });
