@@ -5,10 +5,14 @@ import { sha256Hex } from '../shared/checkpoint/sha256.js';
 import type { ModelConfig } from '../shared/model/config.js';
 import type { DatasetSpec } from '../shared/jobs/schema.js';
 import { loadFashionMnist, loadImageFolder } from '../shared/node/datasets.js';
+import { createSharpDecoder } from '../shared/node/image-decode.js';
+import { loadGalleryDataset } from '../shared/gallery/dataset.js';
+import type { ImageDecoder } from '../shared/image/decoder.js';
+import type { ObjectStore } from '../shared/store/object-store.js';
 
 /**
  * The data one training run needs: images to pretrain on, and — where labels exist — a labelled
- * train/held-out pair for kNN and the linear probe. Node-only (reads files).
+ * train/held-out pair for kNN and the linear probe. Node-only (reads files, decodes with sharp).
  */
 export interface TrainingData {
   /** e.g. "fashion-mnist" or "folder:/data/pets". */
@@ -26,7 +30,7 @@ export interface DataLimits {
   evalTrainLimit: number;
   /** Held-out labelled images. */
   evalTestLimit: number;
-  /** Held-out fraction for folders (which have no official test split). */
+  /** Held-out fraction for folders and the gallery (which have no official test split). */
   valFraction?: number;
   seed?: number;
   warn?: (message: string) => void;
@@ -80,7 +84,18 @@ function checkShape(ds: ImageDataset, model: ModelConfig, what: string): void {
   }
 }
 
-export async function loadTrainingData(spec: DatasetSpec, model: ModelConfig, limits: DataLimits): Promise<TrainingData> {
+/** Where non-file data comes from: the job's bucket (kind 'gallery') and the image decoder (default sharp). */
+export interface DataSources {
+  store?: ObjectStore;
+  decoder?: ImageDecoder;
+}
+
+export async function loadTrainingData(
+  spec: DatasetSpec,
+  model: ModelConfig,
+  limits: DataLimits,
+  sources: DataSources = {},
+): Promise<TrainingData> {
   if (spec.kind === 'fashion-mnist') {
     const train = await loadFashionMnist('train', spec.limit !== undefined ? { limit: spec.limit } : {});
     checkShape(train, model, 'Fashion-MNIST');
@@ -107,28 +122,64 @@ export async function loadTrainingData(spec: DatasetSpec, model: ModelConfig, li
       ...(limits.warn ? { warn: limits.warn } : {}),
     });
     if (all.n === 0) throw new Error(`no decodable images in ${spec.path}`);
-    const name = `folder:${spec.path}`;
     const labelled = all.labels !== undefined && all.labels.every((y) => y >= 0) && (all.classNames?.length ?? 0) >= 2;
-    if (!labelled) return { name, train: all, norm: channelStats(all), fingerprint: await fingerprint(all) };
-    // Hold out a seeded fraction for evaluation; pretrain on the rest only.
-    const split = splitIndices(all.n, limits.valFraction ?? 0.1, limits.seed ?? 0);
-    const train = subset(all, split.train, `${name}:train`);
-    const test = subset(all, split.val.subarray(0, limits.evalTestLimit), `${name}:val`);
-    return {
-      name,
-      train,
-      norm: channelStats(train),
-      fingerprint: await fingerprint(all),
-      evaluation: {
-        train: subset(train, first(train.n, limits.evalTrainLimit)),
-        test,
-        numClasses: all.classNames!.length,
-        classNames: all.classNames!,
-      },
-    };
+    return labelled ? withHeldOut(all, `folder:${spec.path}`, limits) : unlabelled(all, `folder:${spec.path}`);
   }
-  throw new Error(
-    "dataset kind 'gallery' is not supported by this worker yet: export the gallery to a folder of class " +
-      "sub-folders and submit { kind: 'folder', path }",
-  );
+  // gallery: the API's images in the job's bucket.
+  if (!sources.store) {
+    throw new Error(
+      "dataset kind 'gallery' reads the API's bucket: queue a retraining job (POST /admin/retrain) for the worker, " +
+        'or give `npm run train -- --dataset gallery` the bucket through S3_ENDPOINT / S3_BUCKET',
+    );
+  }
+  const b = model.backbone;
+  const all = await loadGalleryDataset(sources.store, {
+    size: b.inputSize,
+    channels: b.channels,
+    decoder: sources.decoder ?? createSharpDecoder(),
+    ...(spec.limit !== undefined ? { limit: spec.limit } : {}),
+    ...(limits.warn ? { warn: limits.warn } : {}),
+  });
+  // Items with a label are evaluated on; unlabelled ones only pretrain. Fewer than 2 labels: no evaluation.
+  return (all.classNames?.length ?? 0) >= 2 ? withHeldOut(all, 'gallery', limits) : unlabelled(all, 'gallery');
 }
+
+async function unlabelled(all: ImageDataset, name: string): Promise<TrainingData> {
+  return { name, train: all, norm: channelStats(all), fingerprint: await fingerprint(all) };
+}
+
+/**
+ * Hold out a seeded fraction (default 10%) of the labelled images for evaluation and pretrain on the
+ * rest, labelled or not (label −1). The labelled rest is the kNN bank / probe training set. With every
+ * image labelled this is a plain seeded split of the whole set.
+ */
+async function withHeldOut(all: ImageDataset, name: string, limits: DataLimits): Promise<TrainingData> {
+  const labels = all.labels!;
+  const labelledIdx = Int32Array.from(labels.keys()).filter((i) => labels[i]! >= 0);
+  const split = splitIndices(labelledIdx.length, limits.valFraction ?? 0.1, limits.seed ?? 0);
+  if (split.val.length === 0 || split.train.length === 0) {
+    limits.warn?.(`${name}: only ${labelledIdx.length} labelled image(s), too few to hold out an evaluation split; training without evaluation`);
+    return unlabelled(all, name);
+  }
+  const heldOut = new Uint8Array(all.n);
+  const val = Int32Array.from(split.val, (k) => labelledIdx[k]!); // ascending: both inputs are
+  for (const i of val) heldOut[i] = 1;
+  const train = subset(all, keep(all.n, heldOut), `${name}:train`);
+  const test = subset(all, val.subarray(0, limits.evalTestLimit), `${name}:val`);
+  const bank = Int32Array.from(train.labels!.keys()).filter((k) => train.labels![k]! >= 0);
+  return {
+    name,
+    train,
+    norm: channelStats(train),
+    fingerprint: await fingerprint(all),
+    evaluation: {
+      train: subset(train, bank.subarray(0, limits.evalTrainLimit)),
+      test,
+      numClasses: all.classNames!.length,
+      classNames: all.classNames!,
+    },
+  };
+}
+
+/** Indices 0..n-1 whose mask entry is 0, ascending. */
+const keep = (n: number, mask: Uint8Array): Int32Array => Int32Array.from({ length: n }, (_, i) => i).filter((i) => mask[i] === 0);

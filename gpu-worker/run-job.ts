@@ -48,13 +48,18 @@ export async function runJob(job: JobFile, deps: RunJobDeps): Promise<JobOutcome
   let steps = 0;
   let resumedFromStep: number | undefined;
   let keepAlive: NodeJS.Timeout | undefined;
+  // Data warnings (skipped images) also go to the job's log tail, where the API shows them.
+  const dataWarnings: string[] = [];
   try {
     const data: TrainingData = await (deps.loadData ?? loadTrainingData)(req.dataset, req.model, {
       evalTrainLimit: config.eval.trainLimit,
       evalTestLimit: config.eval.testLimit,
       seed: req.seed,
-      warn: (m) => log.warn('data.warning', { message: m }),
-    });
+      warn: (m) => {
+        dataWarnings.push(m);
+        log.warn('data.warning', { message: m });
+      },
+    }, { store });
     const plan = planSteps(data.train.n, req.batchSize, req.epochs, req.maxSteps);
     log.info('job.data', { dataset: data.name, n: data.train.n, ...plan, labelled: data.evaluation !== undefined });
     session = createTrainSession({
@@ -81,7 +86,7 @@ export async function runJob(job: JobFile, deps: RunJobDeps): Promise<JobOutcome
     let lastBeat = clock.now();
     let cancel = job.cancelRequested === true;
     let leaseLost: LeaseLostError | null = null;
-    const pendingLog: string[] = [];
+    const pendingLog: string[] = dataWarnings.map((m) => `${iso(clock)} warning: ${m}`);
     const beat = async (): Promise<void> => {
       const lines = pendingLog.splice(0);
       const stored = await heartbeat(store, clock, job.id, who, (j) => {
