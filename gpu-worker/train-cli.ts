@@ -1,5 +1,5 @@
 /**
- * `npm run train -- --dataset fashion-mnist --epochs 3 [--batch 256 --seed 0 --recipe small --out runs/x …]`
+ * `npm run train -- --dataset fashion-mnist|folder|gallery --epochs 3 [--batch 256 --seed 0 --recipe small --out runs/x …]`
  *
  * Pretrains VICReg, evaluates kNN and the linear probe on the test split beside raw-pixel baselines, and
  * writes a checkpoint folder: model.json + weights.bin + linear-head.json + manifest.json, plus
@@ -20,6 +20,9 @@ import { headlineSummary } from '../shared/eval/result-schema.js';
 import { planSteps, runTrainingLoop, type ProgressEvent } from '../shared/train/loop.js';
 import { loadTrainingData, subset } from './data.js';
 import { DirStore } from './dir-store.js';
+import { s3ConfigFromEnv, wantsLocalS3 } from '../shared/store/config.js';
+import { createS3Store } from '../shared/store/s3-store.js';
+import type { ObjectStore } from '../shared/store/object-store.js';
 import { checkpointFiles, evaluateOnHeldOut, extractFeatures, flatMetrics } from './pipeline.js';
 import { knnEvaluate } from '../shared/eval/knn.js';
 import { ProgressBar } from './progress-bar.js';
@@ -35,7 +38,8 @@ const weight = (name: string) => z.coerce.number({ error: `--${name} must be a n
 const flag = z.union([z.literal(true), z.enum(['true', 'false']).transform((v) => v === 'true')]);
 
 export const TrainFlags = z.strictObject({
-  dataset: z.enum(['fashion-mnist', 'folder']).default('fashion-mnist'),
+  /** 'gallery' reads the API's bucket from S3_* (S3_ENDPOINT required: no local server is started). */
+  dataset: z.enum(['fashion-mnist', 'folder', 'gallery']).default('fashion-mnist'),
   data: z.string().min(1).optional().describe('folder of class sub-folders (with --dataset folder)'),
   limit: posInt('limit').optional(),
   epochs: posInt('epochs').default(3),
@@ -107,6 +111,17 @@ export function modelFromFlags(f: TrainFlags): ModelConfig {
   });
 }
 
+/** The API's bucket for --dataset gallery. Needs S3_ENDPOINT: an embedded s3rver would hold no gallery. */
+export function galleryStoreFromEnv(env: Record<string, string | undefined>): ObjectStore {
+  if (wantsLocalS3(env)) {
+    throw new Error(
+      '--dataset gallery reads the API\'s bucket: set S3_ENDPOINT (and S3_BUCKET, S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY ' +
+        'if needed) to it, e.g. S3_ENDPOINT=http://127.0.0.1:4568 for the API\'s local server; or queue a job with POST /admin/retrain',
+    );
+  }
+  return createS3Store(s3ConfigFromEnv(env));
+}
+
 export interface TrainRunSummary {
   out: string;
   version: string;
@@ -125,9 +140,16 @@ export interface TrainRunSummary {
 /** The whole command, callable in-process (tests) as well as from main. */
 export async function runTrainCommand(
   f: TrainFlags,
-  io: { stderr: NodeJS.WriteStream | { write(s: string): unknown; isTTY?: boolean }; argv?: string[] } = { stderr: process.stderr },
+  io: {
+    stderr: NodeJS.WriteStream | { write(s: string): unknown; isTTY?: boolean };
+    argv?: string[];
+    /** S3_* settings for --dataset gallery; default process.env. */
+    env?: Record<string, string | undefined>;
+  } = { stderr: process.stderr },
 ): Promise<TrainRunSummary> {
   const t0 = Date.now();
+  // Before the backend starts: a missing bucket is a quick, clear error.
+  const store = f.dataset === 'gallery' ? galleryStoreFromEnv(io.env ?? process.env) : undefined;
   const backend = await initNodeBackend({
     ...(f.backend ? { force: f.backend } : {}),
     ...(f.threads ? { threads: f.threads } : {}),
@@ -136,10 +158,12 @@ export async function runTrainCommand(
   const model = modelFromFlags(f);
   const out = f.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
   await mkdir(out, { recursive: true });
+  const limit = f.limit ? { limit: f.limit } : {};
   const data = await loadTrainingData(
-    f.dataset === 'folder' ? { kind: 'folder', path: f.data!, ...(f.limit ? { limit: f.limit } : {}) } : { kind: 'fashion-mnist', ...(f.limit ? { limit: f.limit } : {}) },
+    f.dataset === 'folder' ? { kind: 'folder', path: f.data!, ...limit } : { kind: f.dataset, ...limit },
     model,
     { evalTrainLimit: f['eval-train-limit'], evalTestLimit: f['eval-test-limit'], seed: f.seed, warn: (m) => void io.stderr.write(`warning: ${m}\n`) },
+    store ? { store } : {},
   );
   const plan = planSteps(data.train.n, f.batch, f.epochs, f['max-steps']);
   const session = createTrainSession({

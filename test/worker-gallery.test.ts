@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Gallery } from '../api/gallery.js';
@@ -12,6 +15,7 @@ import { loadFashionMnist } from '../shared/node/datasets.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { workerConfigFromEnv } from '../gpu-worker/config.js';
 import { loadTrainingData } from '../gpu-worker/data.js';
+import { parseTrainFlags, runTrainCommand } from '../gpu-worker/train-cli.js';
 import { createLogger } from '../gpu-worker/log.js';
 import { startWorker } from '../gpu-worker/worker.js';
 import { withLocalS3 } from './helpers/s3.js';
@@ -150,6 +154,23 @@ describe('retraining on the gallery (loopback S3)', () => {
     expect(m.files['linear-head.json']).toBeDefined();
   });
 
+  it('npm run train --dataset gallery reads the bucket named by S3_*, and says so when none is set', async () => {
+    const stderr = { write: (_: string) => true, isTTY: false };
+    const flags = (out: string) =>
+      parseTrainFlags(
+        `--dataset gallery --batch 64 --max-steps 2 --widths 8,16 --expander 64-64 --no-raw --probe-epochs 3 --backend wasm --threads 1 --quiet --out ${out}`.split(' '),
+      );
+    await expect(runTrainCommand(flags('/nonexistent'), { stderr, env: {} })).rejects.toThrow(/--dataset gallery reads the API's bucket: set S3_ENDPOINT/);
+    const out = await mkdtemp(join(tmpdir(), 'vicreg-gallery-train-'));
+    try {
+      const summary = await runTrainCommand(flags(out), { stderr, env: s3.current.env });
+      expect(summary).toMatchObject({ dataset: 'gallery', steps: 2 });
+      expect(summary['knn_top1']).toBeGreaterThanOrEqual(0);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
   it('an unlabelled gallery pretrains without evaluation; the gate checks collapse only', async () => {
     const store = s3.current.store;
     const gallery = new Gallery(store);
@@ -169,5 +190,28 @@ describe('retraining on the gallery (loopback S3)', () => {
     expect(done?.result?.published).toBe(true);
     const m = (await readManifest(store, done!.result!.version))!.manifest;
     expect(m.files['linear-head.json']).toBeUndefined();
+  });
+});
+
+describe('the held-out split shared with folders', () => {
+  it('a labelled folder still holds out a seeded 10% of all images, pretraining on the other 90%', async () => {
+    const fm = await loadFashionMnist('train', { limit: 40 });
+    const root = await mkdtemp(join(tmpdir(), 'vicreg-folder-'));
+    try {
+      for (let i = 0; i < fm.n; i++) {
+        const dir = join(root, fm.labels![i]! < 5 ? 'a' : 'b');
+        await mkdir(dir, { recursive: true });
+        const raw = Buffer.from(fm.images.subarray(i * 784, (i + 1) * 784));
+        await writeFile(join(dir, `${i}.png`), await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer());
+      }
+      const limits = { evalTrainLimit: 1000, evalTestLimit: 1000, seed: 0 };
+      const data = await loadTrainingData({ kind: 'folder', path: root }, ModelConfig.parse(TINY_MODEL), limits);
+      expect(data.evaluation?.test.n).toBe(4);
+      expect(data.train.n).toBe(36);
+      expect(data.evaluation?.train.n).toBe(36);
+      expect(data.evaluation?.classNames).toEqual(['a', 'b']);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
