@@ -1,7 +1,8 @@
 /**
  * Dynamic micro-batching (as in Triton): items submitted while a batch is forming join it; a batch runs
- * when it reaches maxBatch or maxWaitMs after its first item, whichever is first. Batches run one at a
- * time (the forward pass saturates the cores); the next batch forms while one runs.
+ * when it reaches maxBatch or maxWaitMs after its first item, whichever is first. Up to `concurrency`
+ * batches run at once (default 1: one forward pass saturates the cores; a pool of model threads takes
+ * one batch per thread); the next batch forms while they run.
  *
  * Callers may reserve() places before their slow preparation (image decoding): while reservations are
  * outstanding the batch waits (up to maxWaitMs) for them, and once every reserved item has arrived it runs
@@ -10,6 +11,8 @@
 export interface BatcherOptions<I, O> {
   maxBatch: number;
   maxWaitMs: number;
+  /** Batches that may run at the same time (default 1). */
+  concurrency?: number;
   /** Runs one batch; must return exactly one output per input, in order. */
   run: (items: I[]) => Promise<O[]>;
   /** Called with each batch's size (metrics). */
@@ -30,7 +33,9 @@ interface Pending<I, O> {
 export class MicroBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private timer: unknown = undefined;
-  private running = false;
+  /** Batches started and not yet settled. */
+  private running = 0;
+  private readonly concurrency: number;
   /** Items promised by reserve() and not yet submitted or released. */
   private expected = 0;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
@@ -39,11 +44,13 @@ export class MicroBatcher<I, O> {
   constructor(private readonly opts: BatcherOptions<I, O>) {
     if (!(opts.maxBatch >= 1)) throw new RangeError(`maxBatch must be ≥ 1, got ${opts.maxBatch}`);
     if (!(opts.maxWaitMs >= 0)) throw new RangeError(`maxWaitMs must be ≥ 0, got ${opts.maxWaitMs}`);
+    this.concurrency = opts.concurrency ?? 1;
+    if (!(Number.isInteger(this.concurrency) && this.concurrency >= 1)) throw new RangeError(`concurrency must be an integer ≥ 1, got ${opts.concurrency}`);
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
   }
 
-  /** Items waiting for a batch (not counting the one running). */
+  /** Items waiting for a batch (not counting the ones running). */
   get pending(): number {
     return this.queue.length;
   }
@@ -86,7 +93,7 @@ export class MicroBatcher<I, O> {
   }
 
   private schedule(): void {
-    if (this.running) return; // the running batch's completion schedules the next one
+    if (this.running >= this.concurrency) return; // a running batch's completion schedules the next one
     const everyoneHere = this.expected === 0 && this.queue.length > 0 && this.queue.every((p) => p.reserved);
     if (this.queue.length >= this.opts.maxBatch || everyoneHere) {
       this.fire();
@@ -100,9 +107,9 @@ export class MicroBatcher<I, O> {
       this.clearTimer(this.timer);
       this.timer = undefined;
     }
-    if (this.running || this.queue.length === 0) return;
+    if (this.running >= this.concurrency || this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.opts.maxBatch);
-    this.running = true;
+    this.running++;
     const started = Date.now();
     let settled: Promise<O[]>;
     try {
@@ -110,6 +117,8 @@ export class MicroBatcher<I, O> {
     } catch (err) {
       settled = Promise.reject(err);
     }
+    // A free slot and a full batch (or an arrived burst) left over: start it too.
+    if (this.queue.length > 0) this.schedule();
     settled
       .then(
         (outs) => {
@@ -121,9 +130,9 @@ export class MicroBatcher<I, O> {
       )
       .catch((err) => batch.forEach((p) => p.reject(err)))
       .finally(() => {
-        this.running = false;
-        // Whatever queued while running has already waited a whole batch: run it now, unless reserved
-        // items are still being prepared, in which case give them up to one more window.
+        this.running--;
+        // Whatever queued while every slot was busy has already waited a whole batch: run it now, unless
+        // reserved items are still being prepared, in which case give them up to one more window.
         if (this.queue.length > 0) {
           if (this.expected > 0) this.schedule();
           else this.fire();

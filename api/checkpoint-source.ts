@@ -20,6 +20,8 @@ export interface VerifiedCheckpoint extends OpenedCheckpoint {
 export interface NetworkRunner {
   /** May take ownership of `input` (e.g. transfer it to another thread); callers pass a fresh array. */
   forward(input: Float32Array, n: number): Promise<Float32Array>;
+  /** forward calls that can run at once (a pool of model threads); default 1. */
+  readonly parallelism?: number;
   /** Frees the network once the batches already started have finished. */
   dispose(): void;
 }
@@ -88,6 +90,7 @@ export function checkpointSource(store: ObjectStore, opts: CheckpointSourceOptio
         dimension,
         summary: summarise(manifest),
         forward: (input, n) => runner.forward(input, n),
+        ...(runner.parallelism ? { parallelism: runner.parallelism } : {}),
         ...(head
           ? {
               linear: async (features: Float32Array, n: number) => ({

@@ -36,6 +36,8 @@ export class ServingPair {
     this.batcher = new MicroBatcher<Float32Array, Float32Array>({
       maxBatch: batch.maxBatch,
       maxWaitMs: batch.maxWaitMs,
+      // One batch per model thread in a pool, so the threads compute on separate cores at once.
+      concurrency: model.parallelism ?? 1,
       run: async (items) => {
         const input = new Float32Array(items.length * size);
         items.forEach((x, i) => input.set(x, i * size));

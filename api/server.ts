@@ -5,6 +5,7 @@
  * `npm start` orchestrator and the tests call; running this file directly serves from process.env.
  */
 import { serve, type ServerType } from '@hono/node-server';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../shared/jobs/clock.js';
 import { BackendEnv, initNodeBackend } from '../shared/node/backend-node.js';
@@ -39,7 +40,9 @@ export const ApiEnv = z.object({
   POLL_INTERVAL_MS: int('POLL_INTERVAL_MS', 100, 3_600_000).default(2000),
   /** 'on': the forward pass runs in a worker thread (HTTP and decoding overlap with it); 'off': on the event loop. */
   MODEL_THREAD: z.enum(['on', 'off'], { error: "MODEL_THREAD must be 'on' or 'off'" }).default('on'),
-  /** wasm threads inside the model thread; the other core is left to HTTP and image decoding. */
+  /** Model threads in the pool (one batch each, computing at once); default: one per core. */
+  MODEL_THREADS: int('MODEL_THREADS', 1, 64).default(() => Math.max(1, availableParallelism())),
+  /** wasm threads inside each model thread (1: the pool, not pthreads, spreads work over the cores). */
   MODEL_THREAD_WASM_THREADS: int('MODEL_THREAD_WASM_THREADS', 1, 64).default(1),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
@@ -105,6 +108,7 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
     ? runInModelThread({
         backend: backend.success ? backend.data.VICREG_BACKEND : 'auto',
         threads: settings.MODEL_THREAD_WASM_THREADS,
+        poolSize: settings.MODEL_THREADS,
         env,
         onError: (err) => logger.warn('model thread did not close cleanly', { err }),
       })

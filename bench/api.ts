@@ -8,13 +8,14 @@
  * The bar: at concurrency 32 the API reaches ≥ 70% of the bare model's throughput (overhead < 30%).
  *
  * Options (env): BENCH_SECONDS (per level, default 6), BENCH_LEVELS (default 1,8,32), BATCH_MAX,
- * BATCH_WAIT_MS, MODEL_THREAD (on|off, default on), MODEL_THREAD_WASM_THREADS (default 1),
- * BENCH_MODEL=fixture to force the small stand-in network. The bare figure is the model on this thread
- * with the default wasm thread count (all cores): the strictest baseline.
+ * BATCH_WAIT_MS, MODEL_THREAD (on|off, default on), MODEL_THREADS (pool size, default: cores),
+ * MODEL_THREAD_WASM_THREADS (default 1), BENCH_MODEL=fixture to force the small stand-in network. The bare
+ * figure is the best of: the model on this thread (all cores), one model thread with 1 and 2 wasm threads,
+ * and a pool of model threads (one per core) kept busy with a batch each: the strictest baseline.
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
@@ -23,6 +24,7 @@ import { publishCheckpoint } from '../shared/checkpoint/publish.js';
 import { modelToFiles } from '../shared/checkpoint/model-files.js';
 import { initNodeBackend } from '../shared/node/backend-node.js';
 import { startModelThread, type ModelThread } from '../shared/node/model-thread-client.js';
+import { startModelThreadPool } from '../shared/node/model-thread-pool.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { startLocalS3 } from '../shared/node/local-s3.js';
 import { createJsonLogger } from '../api/logger.js';
@@ -34,6 +36,7 @@ const BATCH_MAX = Number(process.env.BATCH_MAX ?? 64);
 const BATCH_WAIT_MS = Number(process.env.BATCH_WAIT_MS ?? 5);
 const MODEL_THREAD = process.env.MODEL_THREAD === 'off' ? 'off' : 'on';
 const MODEL_THREAD_WASM_THREADS = Number(process.env.MODEL_THREAD_WASM_THREADS ?? 1);
+const MODEL_THREADS = Number(process.env.MODEL_THREADS ?? availableParallelism());
 
 /** The project's default network if the model module is there; else a small stand-in conv net. */
 async function backbone(): Promise<{ model: tf.LayersModel; name: string; dim: number }> {
@@ -74,19 +77,22 @@ function bareThroughput(model: tf.LayersModel, batch: number, seconds: number): 
   return rate;
 }
 
-async function bareThreadThroughput(t: ModelThread, batch: number, seconds: number): Promise<number> {
-  const x = () => new Float32Array(batch * 784).map(() => Math.random() - 0.5);
-  for (let i = 0; i < 3; i++) await t.forward(x(), batch);
+/** `streams` batches kept in flight at once (1 for a single thread; the pool size for a pool). */
+async function bareThreadThroughput(t: ModelThread, batch: number, seconds: number, streams = 1): Promise<number> {
+  // forward transfers its input, so each call gets a copy of one random batch (a copy costs ~0.02 ms).
+  const template = new Float32Array(batch * 784).map(() => Math.random() - 0.5);
+  for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: streams }, () => t.forward(template.slice(), batch)));
   let n = 0;
-  let ms = 0;
-  while (ms < seconds * 1000) {
-    const input = x(); // made outside the timed span
-    const t0 = performance.now();
-    await t.forward(input, batch);
-    ms += performance.now() - t0;
-    n += batch;
-  }
-  return n / (ms / 1000);
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: streams }, async () => {
+      while (performance.now() - t0 < seconds * 1000) {
+        await t.forward(template.slice(), batch);
+        n += batch;
+      }
+    }),
+  );
+  return n / ((performance.now() - t0) / 1000);
 }
 
 // The load generator: plain JS in a worker thread, node:http with keep-alive sockets (one per concurrent
@@ -206,6 +212,15 @@ async function main() {
       await t.close();
       console.log(`bare model forward in a model thread (${t.backend}), batch ${BATCH_MAX}: ${bareThread[`wasm${threads}`]} img/s`);
     }
+    // A pool (one thread per core, 1 wasm thread each), one batch per thread at a time: what the API's
+    // pool could do with no HTTP or decoding at all.
+    const poolSize = availableParallelism();
+    if (poolSize > 1) {
+      const pool = await startModelThreadPool(threadFiles, poolSize, { backend: 'wasm', threads: 1, env: {} });
+      bareThread[`pool${poolSize}xWasm1`] = Math.round(await bareThreadThroughput(pool, BATCH_MAX, 4, poolSize));
+      await pool.close();
+      console.log(`bare model forward in a pool (${pool.backend}), batch ${BATCH_MAX}: ${bareThread[`pool${poolSize}xWasm1`]} img/s`);
+    }
     const bare = Math.max(bareMain, ...Object.values(bareThread));
     const bareSmall = Object.fromEntries([1, 8, 32].map((b) => [b, Math.round(bareThroughput(model, b, 1.5))]));
     console.log(`bare model forward at batch 1 / 8 / 32: ${bareSmall[1]} / ${bareSmall[8]} / ${bareSmall[32]} img/s`);
@@ -224,7 +239,7 @@ async function main() {
       initBackend: false,
       waitForModel: true,
       logger: createJsonLogger({ level: 'warn' }),
-      settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREAD_WASM_THREADS },
+      settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREADS, MODEL_THREAD_WASM_THREADS },
     });
     const results: Record<string, { meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number }> = {};
     try {
@@ -251,7 +266,7 @@ async function main() {
         model: name,
         batchMax: BATCH_MAX,
         batchWaitMs: BATCH_WAIT_MS,
-        modelThread: MODEL_THREAD === 'on' ? { wasmThreads: MODEL_THREAD_WASM_THREADS } : 'off',
+        modelThread: MODEL_THREAD === 'on' ? { threads: MODEL_THREADS, wasmThreads: MODEL_THREAD_WASM_THREADS } : 'off',
         // 1/5/15-minute load averages at start and end (2 cores: above 2 means other jobs shared the CPU).
         loadavg: { start: loadAtStart.map((x) => +x.toFixed(2)), end: loadavg().map((x) => +x.toFixed(2)) },
         bareImgPerSec: Math.round(bare),

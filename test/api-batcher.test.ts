@@ -94,4 +94,43 @@ describe('MicroBatcher reservations', () => {
     expect(await p).toEqual([8]);
     expect(performance.now() - t0).toBeLessThan(200);
   });
+  it('with concurrency 2, two batches run at once and a third waits for a free slot', async () => {
+    let running = 0;
+    let peak = 0;
+    const batches: number[][] = [];
+    const b = new MicroBatcher<number, number>({
+      maxBatch: 4,
+      maxWaitMs: 20,
+      concurrency: 2,
+      run: async (xs) => {
+        batches.push(xs);
+        peak = Math.max(peak, ++running);
+        await new Promise((r) => setTimeout(r, 30));
+        running--;
+        return xs.map((x) => x + 100);
+      },
+    });
+    const out = await Promise.all(Array.from({ length: 12 }, (_, i) => b.submit(i)));
+    expect(out).toEqual(Array.from({ length: 12 }, (_, i) => i + 100));
+    expect(batches.map((x) => x.length)).toEqual([4, 4, 4]);
+    expect(peak).toBe(2);
+    expect(() => new MicroBatcher({ maxBatch: 1, maxWaitMs: 0, concurrency: 0, run: async (xs) => xs })).toThrow(/concurrency/);
+  });
+
+  it('with the default concurrency, batches never overlap', async () => {
+    let running = 0;
+    let peak = 0;
+    const b = new MicroBatcher<number, number>({
+      maxBatch: 4,
+      maxWaitMs: 20,
+      run: async (xs) => {
+        peak = Math.max(peak, ++running);
+        await new Promise((r) => setTimeout(r, 10));
+        running--;
+        return xs;
+      },
+    });
+    await Promise.all(Array.from({ length: 12 }, (_, i) => b.submit(i)));
+    expect(peak).toBe(1);
+  });
 });

@@ -5,6 +5,7 @@ import { modelToFiles } from '../shared/checkpoint/model-files.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { startModelThread, type ModelThread, type ModelThreadFiles } from '../shared/node/model-thread-client.js';
+import { startModelThreadPool } from '../shared/node/model-thread-pool.js';
 import { checkpointSource, runInThisThread } from '../api/checkpoint-source.js';
 import { runInModelThread } from '../api/node/thread-runner.js';
 import { DIM, fixtureBackbone, normalisedBatch, publishFixture } from './helpers/api-fixtures.js';
@@ -89,5 +90,36 @@ describe('model thread', () => {
       inThread.dispose();
       inWorker.dispose();
     }
+  });
+  it('a pool of 2 threads embeds exactly as one thread does, with two batches in flight at once', async () => {
+    const one = await startModelThread(files, { backend: 'wasm', threads: 1, env: {} });
+    const pool = await startModelThreadPool(files, 2, { backend: 'wasm', threads: 1, env: {} });
+    threads.push(one, pool);
+    expect(pool.size).toBe(2);
+    const [a, b] = [await batch(0, 16), await batch(16, 16)];
+    const want = [await one.forward(a.slice(), 16), await one.forward(b.slice(), 16)];
+    const inFlight = [pool.forward(a.slice(), 16), pool.forward(b.slice(), 16)];
+    // One batch on each thread, not both queued on one.
+    expect(pool.inFlightByThread).toEqual([1, 1]);
+    const got = await Promise.all(inFlight);
+    for (let k = 0; k < 2; k++) {
+      expect(got[k]!.length).toBe(16 * DIM);
+      for (let i = 0; i < got[k]!.length; i++) expect(Math.abs(got[k]![i]! - want[k]![i]!)).toBeLessThan(1e-5);
+    }
+    expect(pool.inFlight).toBe(0);
+  });
+
+  it('a served checkpoint on a pool of 2 reports parallelism 2 and closes after its in-flight batches', async () => {
+    const version = await publishFixture(s3.current.store, { seed: 11, activate: true });
+    const served = await checkpointSource(s3.current.store, { run: runInModelThread({ backend: 'wasm', threads: 1, poolSize: 2, env: {} }) }).load(version);
+    expect(served.parallelism).toBe(2);
+    const inFlight = [served.forward(await batch(0, 8), 8), served.forward(await batch(8, 8), 8)];
+    served.dispose();
+    expect((await Promise.all(inFlight)).map((o) => o.length)).toEqual([8 * DIM, 8 * DIM]);
+  });
+
+  it('a pool that cannot load the weights fails its start with the reason', async () => {
+    const bad = { ...files, weightsBin: files.weightsBin.subarray(0, files.weightsBin.length - 4) };
+    await expect(startModelThreadPool(bad, 2, { backend: 'wasm', threads: 1, env: {} })).rejects.toThrow(/weights\.bin|bytes/);
   });
 });
