@@ -21,7 +21,7 @@ const Golden = z.object({
     }),
   ),
 });
-const golden = Golden.parse(JSON.parse(readFileSync(new URL('../../shared/golden/vicreg_loss.json', import.meta.url), 'utf8')));
+const golden = Golden.parse(JSON.parse(readFileSync(new URL('./fixtures/vicreg_loss.json', import.meta.url), 'utf8')));
 
 function rel(a: number, b: number): number {
   return Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
