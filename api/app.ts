@@ -75,7 +75,9 @@ export function createApp(deps: AppDeps): App {
       await drain(c.req.raw.body, DRAIN_CAP);
       return problem(c, tooLarge());
     }
-    // Without a Content-Length (chunked), count bytes as they stream.
+    // With a Content-Length the HTTP parser reads no more than that; only a chunked body needs counting
+    // as it streams. (bodyLimit touches the body stream, which on Node builds a full web Request per call.)
+    if (!Number.isNaN(declared) && c.req.header('transfer-encoding') === undefined) return next();
     return bodyLimit({ maxSize: config.maxBodyBytes, onError: (cc) => problem(cc as Context<AppEnv>, tooLarge()) })(c, next);
   });
 

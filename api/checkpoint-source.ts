@@ -4,6 +4,7 @@ import { openCheckpointFiles, type OpenedCheckpoint } from '../shared/checkpoint
 import { MANIFEST_JSON, versionPrefix, CheckpointError } from '../shared/checkpoint/manifest.js';
 import { activateVersion, listVersions, readLatest, readManifest } from '../shared/checkpoint/publish.js';
 import { predictLinearVector } from '../shared/eval/linear-head.js';
+import { servingForward } from '../shared/model/serving-graph.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { VersionNotFoundError, type ModelSource, type ModelSummary, type ServingModel } from './model-source.js';
 
@@ -32,12 +33,12 @@ export type RunNetwork = (checkpoint: VerifiedCheckpoint) => Promise<NetworkRunn
 export const runInThisThread: RunNetwork = async ({ manifest, model }) => {
   const pre = manifest.preprocessing;
   const [h, w, ch] = [pre.inputSize, pre.inputSize, pre.channels];
+  const net = servingForward(model, [h, w, ch]);
   return {
     async forward(input, n) {
       if (input.length !== n * h * w * ch) throw new Error(`forward: ${input.length} values for ${n} images of ${h}×${w}×${ch}`);
       const x = tf.tensor4d(input, [n, h, w, ch]);
-      // One call for the whole batch (predict's default would split it into chunks of 32).
-      const y = model.predict(x, { batchSize: Math.max(1, n) }) as tf.Tensor;
+      const y = net.run(x);
       try {
         const out = await y.data();
         return out instanceof Float32Array ? out : Float32Array.from(out);
@@ -45,7 +46,10 @@ export const runInThisThread: RunNetwork = async ({ manifest, model }) => {
         tf.dispose([x, y]);
       }
     },
-    dispose: () => model.dispose(),
+    dispose: () => {
+      net.dispose();
+      model.dispose();
+    },
   };
 };
 

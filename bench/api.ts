@@ -14,6 +14,7 @@
  * and a pool of model threads (one per core) kept busy with a batch each: the strictest baseline.
  */
 import * as tf from '@tensorflow/tfjs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import { buildCheckpointFiles } from '../shared/checkpoint/format.js';
 import { publishCheckpoint } from '../shared/checkpoint/publish.js';
 import { modelToFiles } from '../shared/checkpoint/model-files.js';
 import { initNodeBackend } from '../shared/node/backend-node.js';
+import { servingForward, type ServingForward } from '../shared/model/serving-graph.js';
 import { startModelThread, type ModelThread } from '../shared/node/model-thread-client.js';
 import { startModelThreadPool } from '../shared/node/model-thread-pool.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
@@ -37,6 +39,8 @@ const BATCH_WAIT_MS = Number(process.env.BATCH_WAIT_MS ?? 5);
 const MODEL_THREAD = process.env.MODEL_THREAD === 'off' ? 'off' : 'on';
 const MODEL_THREAD_WASM_THREADS = Number(process.env.MODEL_THREAD_WASM_THREADS ?? 1);
 const MODEL_THREADS = Number(process.env.MODEL_THREADS ?? availableParallelism());
+const MODEL_THREAD_NICE = Number(process.env.MODEL_THREAD_NICE ?? 0);
+const MODEL_POOL_MODE = process.env.MODEL_POOL_MODE === 'split' ? 'split' : 'batch';
 
 /** The project's default network if the model module is there; else a small stand-in conv net. */
 async function backbone(): Promise<{ model: tf.LayersModel; name: string; dim: number }> {
@@ -61,13 +65,14 @@ async function backbone(): Promise<{ model: tf.LayersModel; name: string; dim: n
   return { model: tf.model({ inputs: input, outputs: out }), name: 'stand-in conv net 16-32-64-128 (shared/model not available)', dim: 128 };
 }
 
-function bareThroughput(model: tf.LayersModel, batch: number, seconds: number): number {
-  const x = tf.randomNormal([batch, 28, 28, 1]);
-  for (let i = 0; i < 3; i++) tf.dispose((model.predict(x, { batchSize: batch }) as tf.Tensor).dataSync());
+/** The forward pass the API serves with (shared/model/serving-graph.ts: the compiled graph when it agrees). */
+function bareThroughput(net: ServingForward, batch: number, seconds: number): number {
+  const x = tf.randomNormal([batch, 28, 28, 1]) as tf.Tensor4D;
+  for (let i = 0; i < 3; i++) tf.dispose(net.run(x).dataSync());
   let n = 0;
   const t0 = performance.now();
   while (performance.now() - t0 < seconds * 1000) {
-    const y = model.predict(x, { batchSize: batch }) as tf.Tensor;
+    const y = net.run(x);
     y.dataSync();
     y.dispose();
     n += batch;
@@ -100,6 +105,15 @@ async function bareThreadThroughput(t: ModelThread, batch: number, seconds: numb
 // from the server and counted as API overhead; http.request costs a fraction of that.
 const LOADGEN = `
 const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+// This thread's CPU time (Linux), so the load generator's share of the 2 cores can be told apart.
+function threadCpuMs() {
+  try {
+    const s = fs.readFileSync('/proc/thread-self/stat', 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch { return NaN; }
+}
 const http = require('node:http');
 const { url, images, concurrency, seconds, warmupSeconds } = workerData;
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
@@ -118,7 +132,8 @@ function post(body) {
 }
 (async () => {
   const lat = [];
-  let errors = 0, done = 0;
+  let errors = 0, done = 0, cpuAtWarm = NaN;
+  setTimeout(() => { cpuAtWarm = threadCpuMs(); }, warmupSeconds * 1000);
   const tWarm = performance.now() + warmupSeconds * 1000;
   const tEnd = tWarm + seconds * 1000;
   const bodies = images.map((b) => Buffer.from(b));
@@ -136,16 +151,17 @@ function post(body) {
       if (t0 >= tWarm && t1 <= tEnd) { lat.push(t1 - t0); done++; }
     }
   }));
+  const cpuMs = threadCpuMs() - cpuAtWarm;
   agent.destroy();
-  parentPort.postMessage({ lat, errors, done });
+  parentPort.postMessage({ lat, errors, done, cpuMs });
 })();
 `;
 
 function runLoad(url: string, images: Uint8Array[], concurrency: number, seconds: number) {
-  return new Promise<{ lat: number[]; errors: number; done: number }>((resolve, reject) => {
+  return new Promise<{ lat: number[]; errors: number; done: number; cpuMs: number }>((resolve, reject) => {
     const w = new Worker(LOADGEN, { eval: true, workerData: { url, images, concurrency, seconds, warmupSeconds: 1 } });
     w.once('message', (m) => {
-      resolve(m as { lat: number[]; errors: number; done: number });
+      resolve(m as { lat: number[]; errors: number; done: number; cpuMs: number });
       void w.terminate();
     });
     w.once('error', reject);
@@ -165,6 +181,32 @@ async function startProfile(): Promise<(file: string) => Promise<void>> {
     await writeFile(file, JSON.stringify(profile));
     session.disconnect();
   };
+}
+
+/** CPU time (user + system, ms) of this process's main thread (Linux /proc; NaN elsewhere). */
+function mainThreadCpuMs(): number {
+  try {
+    const s = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU ms per thread id (Linux), for BENCH_THREADS=1 diagnostics. */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const s = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, (Number(f[11]) + Number(f[12])) * 10);
+    }
+  } catch {
+    // not Linux
+  }
+  return out;
 }
 
 function batchStats(metrics: string): { sum: number; count: number } {
@@ -200,8 +242,9 @@ async function main() {
     await publishCheckpoint(s3.store, files, { activate: true });
     console.log(`backend ${backend.detail}; model: ${name}; checkpoint ${manifest.version}`);
 
-    const bareMain = bareThroughput(model, BATCH_MAX, 4);
-    console.log(`bare model forward on this thread (${backend.detail}), batch ${BATCH_MAX}: ${bareMain.toFixed(0)} img/s`);
+    const net = servingForward(model, [28, 28, 1]);
+    const bareMain = bareThroughput(net, BATCH_MAX, 4);
+    console.log(`bare model forward (${net.path}) on this thread (${backend.detail}), batch ${BATCH_MAX}: ${bareMain.toFixed(0)} img/s`);
     // The same network in a fresh model thread with 1 and 2 wasm threads (on a loaded machine fewer
     // threads can be faster). The baseline is the best of the three: the strictest comparison.
     const threadFiles = { ...(await modelToFiles(model)), inputShape: [28, 28, 1] as [number, number, number], dimension: dim };
@@ -222,7 +265,8 @@ async function main() {
       console.log(`bare model forward in a pool (${pool.backend}), batch ${BATCH_MAX}: ${bareThread[`pool${poolSize}xWasm1`]} img/s`);
     }
     const bare = Math.max(bareMain, ...Object.values(bareThread));
-    const bareSmall = Object.fromEntries([1, 8, 32].map((b) => [b, Math.round(bareThroughput(model, b, 1.5))]));
+    const bareSmall = Object.fromEntries([1, 8, 32].map((b) => [b, Math.round(bareThroughput(net, b, 1.5))]));
+    net.dispose();
     console.log(`bare model forward at batch 1 / 8 / 32: ${bareSmall[1]} / ${bareSmall[8]} / ${bareSmall[32]} img/s`);
     model.dispose();
 
@@ -239,20 +283,47 @@ async function main() {
       initBackend: false,
       waitForModel: true,
       logger: createJsonLogger({ level: 'warn' }),
-      settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREADS, MODEL_THREAD_WASM_THREADS },
+      settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREADS, MODEL_THREAD_WASM_THREADS, MODEL_POOL_MODE, MODEL_THREAD_NICE },
     });
-    const results: Record<string, { meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number }> = {};
+    const results: Record<string, { meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number; cpuMsPerEmbedding: Record<string, number> }> = {};
     try {
       for (const c of LEVELS) {
         const before = batchStats(await (await fetch(`${api.url}/metrics`)).text());
         const stopProfile = process.env.BENCH_PROFILE ? await startProfile() : null;
+        // CPU over the measured window (after the 1 s warm-up): whole process, main thread, load generator.
+        let cpu0 = process.cpuUsage();
+        let main0 = mainThreadCpuMs();
+        let threads0 = threadCpu();
+        const warm = setTimeout(() => {
+          cpu0 = process.cpuUsage();
+          main0 = mainThreadCpuMs();
+          threads0 = threadCpu();
+        }, 1000);
         const r = await runLoad(`${api.url}/v1/embeddings`, images, c, SECONDS);
+        clearTimeout(warm);
+        const cpu = process.cpuUsage(cpu0);
+        const perEmb = (ms: number) => +(ms / Math.max(1, r.done)).toFixed(3);
+        const processMs = (cpu.user + cpu.system) / 1000;
+        const mainMs = mainThreadCpuMs() - main0;
+        if (process.env.BENCH_THREADS === '1') {
+          const busy = [...threadCpu()].map(([tid, ms]) => [tid, ms - (threads0.get(tid) ?? 0)] as const).filter(([, ms]) => ms > 0);
+          console.log(`CPU ms by thread over ${SECONDS} s: ${busy.sort((a, b) => b[1] - a[1]).map(([t, ms]) => `${t}${t === String(process.pid) ? '(main)' : ''}:${ms}`).join(' ')}`);
+        }
         if (stopProfile) await stopProfile(`${process.env.BENCH_PROFILE}-c${c}.cpuprofile`);
         const after = batchStats(await (await fetch(`${api.url}/metrics`)).text());
         const meanBatch = (after.sum - before.sum) / Math.max(1, after.count - before.count);
         const rate = r.done / SECONDS;
-        results[`c${c}`] = { meanBatch: +meanBatch.toFixed(1), embeddingsPerSec: Math.round(rate), p50ms: +pct(r.lat, 50).toFixed(2), p99ms: +pct(r.lat, 99).toFixed(2), errors: r.errors };
-        console.log(`concurrency ${String(c).padStart(2)}: ${rate.toFixed(0).padStart(5)} embeddings/s  p50 ${pct(r.lat, 50).toFixed(1)} ms  p99 ${pct(r.lat, 99).toFixed(1)} ms  errors ${r.errors}  mean batch ${meanBatch.toFixed(1)}`);
+        results[`c${c}`] = {
+          meanBatch: +meanBatch.toFixed(1),
+          embeddingsPerSec: Math.round(rate),
+          p50ms: +pct(r.lat, 50).toFixed(2),
+          p99ms: +pct(r.lat, 99).toFixed(2),
+          errors: r.errors,
+          // Where the cores went, per embedding: the server's main thread (HTTP, decode, batching), the load
+          // generator, and the rest (model threads, libuv and V8 helpers).
+          cpuMsPerEmbedding: { process: perEmb(processMs), serverMainThread: perEmb(mainMs), loadGenerator: perEmb(r.cpuMs), modelAndOther: perEmb(processMs - mainMs - r.cpuMs) },
+        };
+        console.log(`concurrency ${String(c).padStart(2)}: ${rate.toFixed(0).padStart(5)} embeddings/s  p50 ${pct(r.lat, 50).toFixed(1)} ms  p99 ${pct(r.lat, 99).toFixed(1)} ms  errors ${r.errors}  mean batch ${meanBatch.toFixed(1)}  CPU ms/embedding ${JSON.stringify(results[`c${c}`]!.cpuMsPerEmbedding)}`);
       }
     } finally {
       await api.close();
@@ -264,9 +335,10 @@ async function main() {
         bench: 'api',
         backend: tf.getBackend(),
         model: name,
+        forward: net.path,
         batchMax: BATCH_MAX,
         batchWaitMs: BATCH_WAIT_MS,
-        modelThread: MODEL_THREAD === 'on' ? { threads: MODEL_THREADS, wasmThreads: MODEL_THREAD_WASM_THREADS } : 'off',
+        modelThread: MODEL_THREAD === 'on' ? { threads: MODEL_THREADS, wasmThreads: MODEL_THREAD_WASM_THREADS, poolMode: MODEL_POOL_MODE, nice: MODEL_THREAD_NICE } : 'off',
         // 1/5/15-minute load averages at start and end (2 cores: above 2 means other jobs shared the CPU).
         loadavg: { start: loadAtStart.map((x) => +x.toFixed(2)), end: loadavg().map((x) => +x.toFixed(2)) },
         bareImgPerSec: Math.round(bare),

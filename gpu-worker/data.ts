@@ -5,7 +5,7 @@ import { sha256Hex } from '../shared/checkpoint/sha256.js';
 import type { ModelConfig } from '../shared/model/config.js';
 import type { DatasetSpec } from '../shared/jobs/schema.js';
 import { loadFashionMnist, loadImageFolder } from '../shared/node/datasets.js';
-import { createSharpDecoder } from '../shared/node/image-decode.js';
+import { createImageDecoder } from '../shared/node/image-decode.js';
 import { loadGalleryDataset } from '../shared/gallery/dataset.js';
 import type { ImageDecoder } from '../shared/image/decoder.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
@@ -136,7 +136,7 @@ export async function loadTrainingData(
   const all = await loadGalleryDataset(sources.store, {
     size: b.inputSize,
     channels: b.channels,
-    decoder: sources.decoder ?? createSharpDecoder(),
+    decoder: sources.decoder ?? createImageDecoder(),
     ...(spec.limit !== undefined ? { limit: spec.limit } : {}),
     ...(limits.warn ? { warn: limits.warn } : {}),
   });

@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import type { ImageDataset } from '../data/dataset.js';
 import { parseIdx } from '../data/idx.js';
 import type { ImageDecoder } from '../image/decoder.js';
-import { createSharpDecoder } from './image-decode.js';
+import { createImageDecoder } from './image-decode.js';
 
 export const FASHION_MNIST_CLASSES = [
   'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
@@ -129,7 +129,7 @@ export async function loadImageFolder(root: string, opts: ImageFolderOptions): P
     for (const e of visible.filter((x) => x.isFile()).map((x) => x.name).sort()) files.push([join(root, e), -1]);
   }
 
-  const decoder = opts.decoder ?? createSharpDecoder();
+  const decoder = opts.decoder ?? createImageDecoder();
   const size = opts.size * opts.size * opts.channels;
   const limit = opts.limit ?? Infinity;
   const pixels: Uint8Array[] = [];

@@ -1,3 +1,4 @@
+import { inflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import {
   DecodeError,
@@ -8,12 +9,21 @@ import {
   type DecodedImage,
   type ImageDecoder,
 } from '../image/decoder.js';
+import { withPngFastPath } from '../image/png-fast.js';
 
 export interface SharpDecoderOptions {
   /** Decompression-bomb guard: width × height above this → 'too-many-pixels'. Default 40 MP. */
   maxPixels?: number;
   /** Colour that transparent pixels are flattened onto. Default black: the training images' background. */
   background?: { r: number; g: number; b: number };
+}
+
+/**
+ * The Node image decoder: PNGs already at the model's size on the pure-JS fast path (~0.05 ms instead of
+ * sharp's ~2 ms of CPU for a 28×28 file), everything else through sharp.
+ */
+export function createImageDecoder(opts: SharpDecoderOptions = {}): ImageDecoder {
+  return withPngFastPath(createSharpDecoder(opts), { inflate: (b) => inflateSync(b), background: opts.background });
 }
 
 /** sharp decoder: JPEG, PNG, WebP, GIF (first frame), AVIF, TIFF; EXIF orientation; alpha flattened. */

@@ -3,9 +3,12 @@
  * forward pass, so the main thread keeps reading, decoding and answering requests while it computes.
  * Started by shared/node/model-thread-client.ts; protocol in model-thread-protocol.ts.
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { filesToArtifacts } from '../checkpoint/model-files.js';
+import { servingForward, type ServingForward } from '../model/serving-graph.js';
 import { initNodeBackend } from './backend-node.js';
 import { ModelThreadInit, ToModelThread, type FromModelThread } from './model-thread-protocol.js';
 
@@ -16,6 +19,7 @@ const send = (m: FromModelThread, transfer: ArrayBuffer[] = []) => port.postMess
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 let model: tf.LayersModel | null = null;
+let net: ServingForward | null = null;
 let shape: [number, number, number] = [0, 0, 0];
 let dimension = 0;
 
@@ -23,18 +27,20 @@ async function load(m: Extract<ToModelThread, { type: 'load' }>): Promise<void> 
   const loaded = await tf.loadLayersModel(tf.io.fromMemory(filesToArtifacts(m.modelJson, m.weightsBin)));
   shape = m.inputShape;
   dimension = m.dimension;
+  net?.dispose();
+  model?.dispose();
   model = loaded;
+  net = servingForward(loaded, shape);
   // First call allocates and compiles kernels; do it now rather than on the first request.
   await forward(new Float32Array(shape[0] * shape[1] * shape[2]), 1);
 }
 
 async function forward(input: Float32Array, n: number): Promise<Float32Array> {
-  if (!model) throw new Error('no model is loaded in the model thread');
+  if (!model || !net) throw new Error('no model is loaded in the model thread');
   const [h, w, c] = shape;
   if (input.length !== n * h * w * c) throw new Error(`forward: ${input.length} values for ${n} images of ${h}×${w}×${c}`);
   const x = tf.tensor4d(input, [n, h, w, c]);
-  // One call for the whole batch (predict's default would split it into chunks of 32).
-  const y = model.predict(x, { batchSize: n }) as tf.Tensor;
+  const y = net.run(x);
   try {
     const out = await y.data();
     if (out.length !== n * dimension) throw new Error(`model gave ${out.length / n} values per image, expected ${dimension}`);
@@ -45,8 +51,20 @@ async function forward(input: Float32Array, n: number): Promise<Float32Array> {
   }
 }
 
+/** Lower this OS thread's priority (Linux: setpriority on the thread id; elsewhere nothing happens). */
+function renice(nice: number): void {
+  if (nice <= 0) return;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, nice);
+  } catch {
+    // not Linux, or not permitted: run at normal priority
+  }
+}
+
 async function main(): Promise<void> {
   const init = ModelThreadInit.parse(workerData);
+  renice(init.nice);
   const info = await initNodeBackend({ force: init.backend, threads: init.threads, env: init.env, log: () => {} });
   // Requests run one at a time, in arrival order (the forward pass uses every thread the backend has).
   let chain: Promise<void> = Promise.resolve();
