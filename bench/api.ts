@@ -5,7 +5,9 @@
  * a worker thread (so the load generator does not share the server's event loop) with raw PNG
  * Fashion-MNIST images at concurrency 1, 8 and 32. Prints embeddings/s and p50/p99 latency per level,
  * the bare model's forward throughput at the API's batch size, and a last line of JSON with the ratio.
- * The bar: at concurrency 32 the API reaches ≥ 70% of the bare model's throughput (overhead < 30%).
+ * The bar: at concurrency 32 the API reaches ≥ 70% of the bare model's throughput (overhead < 30%). The top level
+ * runs BENCH_ROUNDS times (default 3), each right after a fresh bare measurement of the best setup, because
+ * this machine's speed drifts by up to 2× within an hour; the median round's ratio is the result.
  *
  * Options (env): BENCH_SECONDS (per level, default 6), BENCH_LEVELS (default 1,8,32), BATCH_MAX,
  * BATCH_WAIT_MS, MODEL_THREAD (on|off, default on), MODEL_THREADS (pool size, default: cores),
@@ -18,6 +20,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
 import { buildCheckpointFiles } from '../shared/checkpoint/format.js';
@@ -34,6 +37,7 @@ import { startApiServer } from '../api/server.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,8,32').split(',').map(Number);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const BATCH_MAX = Number(process.env.BATCH_MAX ?? 64);
 const BATCH_WAIT_MS = Number(process.env.BATCH_WAIT_MS ?? 5);
 const MODEL_THREAD = process.env.MODEL_THREAD === 'off' ? 'off' : 'on';
@@ -100,12 +104,15 @@ async function bareThreadThroughput(t: ModelThread, batch: number, seconds: numb
   return n / ((performance.now() - t0) / 1000);
 }
 
-// The load generator: plain JS in a worker thread, node:http with keep-alive sockets (one per concurrent
-// client). undici's fetch costs ~3.5 ms of CPU per request here, which on 2 shared cores would be taken
-// from the server and counted as API overhead; http.request costs a fraction of that.
+// The load generator: plain JS in a worker thread, one keep-alive TCP connection per concurrent client,
+// requests pre-encoded and responses parsed only as far as their length. On 2 shared cores every cycle the
+// client spends is taken from the server and counted as API overhead: undici's fetch cost ~3.5 ms of CPU
+// per request here, node:http's client ~0.25 ms, this ~0.1 ms.
 const LOADGEN = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
+const net = require('node:net');
+const { url, images, concurrency, seconds, warmupSeconds } = workerData;
 // This thread's CPU time (Linux), so the load generator's share of the 2 cores can be told apart.
 function threadCpuMs() {
   try {
@@ -114,21 +121,45 @@ function threadCpuMs() {
     return (Number(f[11]) + Number(f[12])) * 10;
   } catch { return NaN; }
 }
-const http = require('node:http');
-const { url, images, concurrency, seconds, warmupSeconds } = workerData;
-const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 const target = new URL(url);
-function post(body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ agent, host: target.hostname, port: target.port, path: target.pathname, method: 'POST',
-      headers: { 'Content-Type': 'image/png', 'Content-Length': body.length } }, (res) => {
-      res.on('data', () => {});
-      res.on('end', () => resolve(res.statusCode));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+const requests = images.map((b) => Buffer.concat([
+  Buffer.from('POST ' + target.pathname + ' HTTP/1.1\\r\\nHost: ' + target.host + '\\r\\nContent-Type: image/png\\r\\nContent-Length: ' + b.length + '\\r\\n\\r\\n', 'latin1'),
+  Buffer.from(b),
+]));
+/** One connection; send() resolves with the status once the whole response (Content-Length or chunked) is in. */
+function connection() {
+  const sock = net.connect({ host: target.hostname, port: Number(target.port) });
+  sock.setNoDelay(true);
+  let buf = Buffer.alloc(0);
+  let waiting = null;
+  const fail = (e) => { if (waiting) { const w = waiting; waiting = null; w.reject(e); } };
+  const parse = () => {
+    if (!waiting) return;
+    const he = buf.indexOf('\\r\\n\\r\\n');
+    if (he < 0) return;
+    const head = buf.toString('latin1', 0, he);
+    const status = Number(head.slice(9, 12));
+    const len = /\\r\\ncontent-length: *(\\d+)/i.exec(head);
+    let end;
+    if (len) end = he + 4 + Number(len[1]);
+    else {
+      const z = buf.indexOf('\\r\\n0\\r\\n\\r\\n', he);
+      if (z < 0) return;
+      end = z + 7;
+    }
+    if (buf.length < end) return;
+    buf = buf.subarray(end);
+    const w = waiting;
+    waiting = null;
+    w.resolve(status);
+  };
+  sock.on('data', (d) => { buf = buf.length ? Buffer.concat([buf, d]) : d; parse(); });
+  sock.on('error', fail);
+  sock.on('close', () => fail(new Error('connection closed')));
+  return {
+    send: (req) => new Promise((resolve, reject) => { waiting = { resolve, reject }; sock.write(req); }),
+    close: () => sock.destroy(),
+  };
 }
 (async () => {
   const lat = [];
@@ -136,23 +167,27 @@ function post(body) {
   setTimeout(() => { cpuAtWarm = threadCpuMs(); }, warmupSeconds * 1000);
   const tWarm = performance.now() + warmupSeconds * 1000;
   const tEnd = tWarm + seconds * 1000;
-  const bodies = images.map((b) => Buffer.from(b));
   await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
+    let conn = connection();
     let i = w;
     for (;;) {
       const now = performance.now();
-      if (now >= tEnd) return;
-      const body = bodies[i++ % bodies.length];
+      if (now >= tEnd) break;
+      const req = requests[i++ % requests.length];
       const t0 = performance.now();
       try {
-        if ((await post(body)) !== 200) errors++;
-      } catch { errors++; }
+        if ((await conn.send(req)) !== 200) errors++;
+      } catch {
+        errors++;
+        conn.close();
+        conn = connection();
+      }
       const t1 = performance.now();
       if (t0 >= tWarm && t1 <= tEnd) { lat.push(t1 - t0); done++; }
     }
+    conn.close();
   }));
   const cpuMs = threadCpuMs() - cpuAtWarm;
-  agent.destroy();
   parentPort.postMessage({ lat, errors, done, cpuMs });
 })();
 `;
@@ -209,9 +244,19 @@ function threadCpu(): Map<string, number> {
   return out;
 }
 
-function batchStats(metrics: string): { sum: number; count: number } {
+/** Sums and counts from /metrics: batch sizes, forward-pass seconds, and server-side embeddings latency. */
+function batchStats(metrics: string): { sum: number; count: number; fwdSum: number; fwdCount: number; srvSum: number; srvCount: number } {
   const num = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0);
-  return { sum: num('embed_batch_size_sum'), count: num('embed_batch_size_count') };
+  const labelled = (name: string) =>
+    [...metrics.matchAll(new RegExp(`^${name}\\{[^}]*route="/v1/embeddings"[^}]*\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+  return {
+    sum: num('embed_batch_size_sum'),
+    count: num('embed_batch_size_count'),
+    fwdSum: num('embed_batch_duration_seconds_sum'),
+    fwdCount: num('embed_batch_duration_seconds_count'),
+    srvSum: labelled('http_request_duration_seconds_sum'),
+    srvCount: labelled('http_request_duration_seconds_count'),
+  };
 }
 
 const pct = (xs: number[], p: number) => {
@@ -258,17 +303,27 @@ async function main() {
     // A pool (one thread per core, 1 wasm thread each), one batch per thread at a time: what the API's
     // pool could do with no HTTP or decoding at all.
     const poolSize = availableParallelism();
-    if (poolSize > 1) {
-      const pool = await startModelThreadPool(threadFiles, poolSize, { backend: 'wasm', threads: 1, env: {} });
+    const pool = poolSize > 1 ? await startModelThreadPool(threadFiles, poolSize, { backend: 'wasm', threads: 1, env: {} }) : null;
+    if (pool) {
       bareThread[`pool${poolSize}xWasm1`] = Math.round(await bareThreadThroughput(pool, BATCH_MAX, 4, poolSize));
-      await pool.close();
       console.log(`bare model forward in a pool (${pool.backend}), batch ${BATCH_MAX}: ${bareThread[`pool${poolSize}xWasm1`]} img/s`);
     }
     const bare = Math.max(bareMain, ...Object.values(bareThread));
     const bareSmall = Object.fromEntries([1, 8, 32].map((b) => [b, Math.round(bareThroughput(net, b, 1.5))]));
-    net.dispose();
     console.log(`bare model forward at batch 1 / 8 / 32: ${bareSmall[1]} / ${bareSmall[8]} / ${bareSmall[32]} img/s`);
-    model.dispose();
+    // The best setup again, right before each round at the top concurrency (the machine's speed drifts).
+    const bestSetup = pool && bareThread[`pool${poolSize}xWasm1`]! >= bare ? 'pool' : bareMain >= bare ? 'mainThread' : 'modelThread';
+    const bareAgain = async (seconds: number): Promise<number> => {
+      if (bestSetup === 'pool') return bareThreadThroughput(pool!, BATCH_MAX, seconds, poolSize);
+      if (bestSetup === 'mainThread') return bareThroughput(net, BATCH_MAX, seconds);
+      const threads = (bareThread.wasm2 ?? 0) > (bareThread.wasm1 ?? 0) ? 2 : 1;
+      const t = await startModelThread(threadFiles, { backend: 'wasm', threads, env: {} });
+      try {
+        return await bareThreadThroughput(t, BATCH_MAX, seconds);
+      } finally {
+        await t.close();
+      }
+    };
 
     const ds = await loadFashionMnist('test', { limit: 256 });
     const images = await Promise.all(
@@ -285,51 +340,83 @@ async function main() {
       logger: createJsonLogger({ level: 'warn' }),
       settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREADS, MODEL_THREAD_WASM_THREADS, MODEL_POOL_MODE, MODEL_THREAD_NICE },
     });
-    const results: Record<string, { meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number; cpuMsPerEmbedding: Record<string, number> }> = {};
+    type Level = { eventLoopDelayMs: { mean: number; p99: number }; meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number; clientMeanMs: number; serverMeanMs: number; forwardMeanMs: number; cpuMsPerEmbedding: Record<string, number> };
+    const results: Record<string, Level> = {};
+    const measureLevel = async (c: number): Promise<Level> => {
+      const before = batchStats(await (await fetch(`${api.url}/metrics`)).text());
+      const stopProfile = process.env.BENCH_PROFILE ? await startProfile() : null;
+      // CPU over the measured window (after the 1 s warm-up): whole process, main thread, load generator.
+      let cpu0 = process.cpuUsage();
+      let main0 = mainThreadCpuMs();
+      let threads0 = threadCpu();
+      const warm = setTimeout(() => {
+        cpu0 = process.cpuUsage();
+        main0 = mainThreadCpuMs();
+        threads0 = threadCpu();
+      }, 1000);
+      const lag = monitorEventLoopDelay({ resolution: 1 });
+      lag.enable();
+      const r = await runLoad(`${api.url}/v1/embeddings`, images, c, SECONDS);
+      lag.disable();
+      clearTimeout(warm);
+      const cpu = process.cpuUsage(cpu0);
+      const perEmb = (ms: number) => +(ms / Math.max(1, r.done)).toFixed(3);
+      const processMs = (cpu.user + cpu.system) / 1000;
+      const mainMs = mainThreadCpuMs() - main0;
+      if (process.env.BENCH_THREADS === '1') {
+        const busy = [...threadCpu()].map(([tid, ms]) => [tid, ms - (threads0.get(tid) ?? 0)] as const).filter(([, ms]) => ms > 0);
+        console.log(`CPU ms by thread over ${SECONDS} s: ${busy.sort((a, b) => b[1] - a[1]).map(([t, ms]) => `${t}${t === String(process.pid) ? '(main)' : ''}:${ms}`).join(' ')}`);
+      }
+      if (stopProfile) await stopProfile(`${process.env.BENCH_PROFILE}-c${c}.cpuprofile`);
+      const after = batchStats(await (await fetch(`${api.url}/metrics`)).text());
+      const meanBatch = (after.sum - before.sum) / Math.max(1, after.count - before.count);
+      // Where a request's time goes: inside the server (handler start to response) vs the whole round trip.
+      const serverMeanMs = (1000 * (after.srvSum - before.srvSum)) / Math.max(1, after.srvCount - before.srvCount);
+      const forwardMeanMs = (1000 * (after.fwdSum - before.fwdSum)) / Math.max(1, after.fwdCount - before.fwdCount);
+      const rate = r.done / SECONDS;
+      const level = {
+        meanBatch: +meanBatch.toFixed(1),
+        embeddingsPerSec: Math.round(rate),
+        p50ms: +pct(r.lat, 50).toFixed(2),
+        p99ms: +pct(r.lat, 99).toFixed(2),
+        errors: r.errors,
+        clientMeanMs: +(r.lat.reduce((a, b) => a + b, 0) / Math.max(1, r.lat.length)).toFixed(2),
+        serverMeanMs: +serverMeanMs.toFixed(2),
+        forwardMeanMs: +forwardMeanMs.toFixed(2),
+        // The server's event loop: how late a 1 ms timer fired (ms), mean and p99.
+        eventLoopDelayMs: { mean: +(lag.mean / 1e6).toFixed(2), p99: +(lag.percentile(99) / 1e6).toFixed(2) },
+        // Where the cores went, per embedding: the server's main thread (HTTP, decode, batching), the load
+        // generator, and the rest (model threads, libuv and V8 helpers).
+        cpuMsPerEmbedding: { process: perEmb(processMs), serverMainThread: perEmb(mainMs), loadGenerator: perEmb(r.cpuMs), modelAndOther: perEmb(processMs - mainMs - r.cpuMs) },
+      };
+      console.log(`concurrency ${String(c).padStart(2)}: ${rate.toFixed(0).padStart(5)} embeddings/s  p50 ${pct(r.lat, 50).toFixed(1)} ms  p99 ${pct(r.lat, 99).toFixed(1)} ms  errors ${r.errors}  mean batch ${meanBatch.toFixed(1)}  mean ms: client ${level.clientMeanMs}, server ${level.serverMeanMs}, forward ${level.forwardMeanMs}; event-loop delay ${JSON.stringify(level.eventLoopDelayMs)}  CPU ms/embedding ${JSON.stringify(level.cpuMsPerEmbedding)}`);
+      return level;
+    };
+    const top = Math.max(...LEVELS);
+    const rounds: { bareImgPerSec: number; embeddingsPerSec: number; ratio: number }[] = [];
+    const topLevels: Level[] = [];
     try {
-      for (const c of LEVELS) {
-        const before = batchStats(await (await fetch(`${api.url}/metrics`)).text());
-        const stopProfile = process.env.BENCH_PROFILE ? await startProfile() : null;
-        // CPU over the measured window (after the 1 s warm-up): whole process, main thread, load generator.
-        let cpu0 = process.cpuUsage();
-        let main0 = mainThreadCpuMs();
-        let threads0 = threadCpu();
-        const warm = setTimeout(() => {
-          cpu0 = process.cpuUsage();
-          main0 = mainThreadCpuMs();
-          threads0 = threadCpu();
-        }, 1000);
-        const r = await runLoad(`${api.url}/v1/embeddings`, images, c, SECONDS);
-        clearTimeout(warm);
-        const cpu = process.cpuUsage(cpu0);
-        const perEmb = (ms: number) => +(ms / Math.max(1, r.done)).toFixed(3);
-        const processMs = (cpu.user + cpu.system) / 1000;
-        const mainMs = mainThreadCpuMs() - main0;
-        if (process.env.BENCH_THREADS === '1') {
-          const busy = [...threadCpu()].map(([tid, ms]) => [tid, ms - (threads0.get(tid) ?? 0)] as const).filter(([, ms]) => ms > 0);
-          console.log(`CPU ms by thread over ${SECONDS} s: ${busy.sort((a, b) => b[1] - a[1]).map(([t, ms]) => `${t}${t === String(process.pid) ? '(main)' : ''}:${ms}`).join(' ')}`);
-        }
-        if (stopProfile) await stopProfile(`${process.env.BENCH_PROFILE}-c${c}.cpuprofile`);
-        const after = batchStats(await (await fetch(`${api.url}/metrics`)).text());
-        const meanBatch = (after.sum - before.sum) / Math.max(1, after.count - before.count);
-        const rate = r.done / SECONDS;
-        results[`c${c}`] = {
-          meanBatch: +meanBatch.toFixed(1),
-          embeddingsPerSec: Math.round(rate),
-          p50ms: +pct(r.lat, 50).toFixed(2),
-          p99ms: +pct(r.lat, 99).toFixed(2),
-          errors: r.errors,
-          // Where the cores went, per embedding: the server's main thread (HTTP, decode, batching), the load
-          // generator, and the rest (model threads, libuv and V8 helpers).
-          cpuMsPerEmbedding: { process: perEmb(processMs), serverMainThread: perEmb(mainMs), loadGenerator: perEmb(r.cpuMs), modelAndOther: perEmb(processMs - mainMs - r.cpuMs) },
-        };
-        console.log(`concurrency ${String(c).padStart(2)}: ${rate.toFixed(0).padStart(5)} embeddings/s  p50 ${pct(r.lat, 50).toFixed(1)} ms  p99 ${pct(r.lat, 99).toFixed(1)} ms  errors ${r.errors}  mean batch ${meanBatch.toFixed(1)}  CPU ms/embedding ${JSON.stringify(results[`c${c}`]!.cpuMsPerEmbedding)}`);
+      for (const c of LEVELS.filter((l) => l !== top)) results[`c${c}`] = await measureLevel(c);
+      // The top level in rounds, each right after a fresh bare measurement of the best setup: the API is
+      // compared with the model as fast as the machine was at that moment, and the median round is reported.
+      for (let i = 0; i < ROUNDS; i++) {
+        const bareNow = await bareAgain(3);
+        const level = await measureLevel(top);
+        rounds.push({ bareImgPerSec: Math.round(bareNow), embeddingsPerSec: level.embeddingsPerSec, ratio: +(level.embeddingsPerSec / bareNow).toFixed(3) });
+        console.log(`round ${i + 1}: bare (${bestSetup}) ${bareNow.toFixed(0)} img/s, API ${level.embeddingsPerSec}/s → ratio ${(level.embeddingsPerSec / bareNow).toFixed(3)}`);
+        topLevels.push(level);
       }
     } finally {
       await api.close();
+      await pool?.close();
+      net.dispose();
+      model.dispose();
     }
-    const top = results[`c${Math.max(...LEVELS)}`]!;
-    const ratio = top.embeddingsPerSec / bare;
+    const sorted = [...rounds].sort((a, b) => a.ratio - b.ratio);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    // The table's top level is the median round's.
+    results[`c${top}`] = topLevels[rounds.indexOf(median)]!;
+    const ratio = median.ratio;
     console.log(
       JSON.stringify({
         bench: 'api',
@@ -345,7 +432,11 @@ async function main() {
         bareImgPerSecBySetup: { mainThread: Math.round(bareMain), modelThread: bareThread },
         bareImgPerSecByBatch: bareSmall,
         levels: results,
+        rounds,
+        // Median over the rounds of (API at the top concurrency) / (bare model measured just before it).
         ratioAtMaxConcurrency: +ratio.toFixed(3),
+        // The strictest reading: the median round's API rate over the best bare figure of the whole run.
+        ratioVsBestBareOfRun: +(median.embeddingsPerSec / Math.max(bare, ...rounds.map((r) => r.bareImgPerSec))).toFixed(3),
         overhead: +(1 - ratio).toFixed(3),
         bar: 'overhead < 0.30 at concurrency 32',
         pass: 1 - ratio < 0.3,

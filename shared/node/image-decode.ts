@@ -1,4 +1,4 @@
-import { inflateSync } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import {
   DecodeError,
@@ -23,7 +23,9 @@ export interface SharpDecoderOptions {
  * sharp's ~2 ms of CPU for a 28×28 file), everything else through sharp.
  */
 export function createImageDecoder(opts: SharpDecoderOptions = {}): ImageDecoder {
-  return withPngFastPath(createSharpDecoder(opts), { inflate: (b) => inflateSync(b), background: opts.background });
+  // zlib.crc32 is native from Node 20.15; older versions use the JS one.
+  const nativeCrc = (zlib as { crc32?: (d: Uint8Array) => number }).crc32;
+  return withPngFastPath(createSharpDecoder(opts), { inflate: (b) => zlib.inflateSync(b), crc32: nativeCrc, background: opts.background });
 }
 
 /** sharp decoder: JPEG, PNG, WebP, GIF (first frame), AVIF, TIFF; EXIF orientation; alpha flattened. */
