@@ -6,7 +6,7 @@
  * Fashion-MNIST images at concurrency 1, 8 and 32. Prints embeddings/s and p50/p99 latency per level,
  * the bare model's forward throughput at the API's batch size, and a last line of JSON with the ratio.
  * The bar: at concurrency 32 the API reaches ≥ 70% of the bare model's throughput (overhead < 30%). The top level
- * runs BENCH_ROUNDS times (default 3), each right after a fresh bare measurement of the best setup, because
+ * runs BENCH_ROUNDS times (default 5), each right after a fresh bare measurement of the best setup, because
  * this machine's speed drifts by up to 2× within an hour; the median round's ratio is the result.
  *
  * Options (env): BENCH_SECONDS (per level, default 6), BENCH_LEVELS (default 1,8,32), BATCH_MAX,
@@ -37,7 +37,7 @@ import { startApiServer } from '../api/server.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,8,32').split(',').map(Number);
-const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
 const BATCH_MAX = Number(process.env.BATCH_MAX ?? 64);
 const BATCH_WAIT_MS = Number(process.env.BATCH_WAIT_MS ?? 5);
 const MODEL_THREAD = process.env.MODEL_THREAD === 'off' ? 'off' : 'on';
