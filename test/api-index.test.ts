@@ -70,6 +70,21 @@ describe('ExactIndex', () => {
     expect((await index.ids()).sort()).toEqual(['a1', 'a2', 'a3', 'a4']);
   });
 
+  it('scores every stored vector against itself as exactly 1 at most (cosine never leaves [-1, 1])', async () => {
+    const rng = new Rng(11);
+    const d = 128;
+    const index = new ExactIndex(d, 8);
+    const vs = Array.from({ length: 200 }, () => randomVector(rng, d).map((x) => Math.abs(x) * 0.37));
+    for (const [i, v] of vs.entries()) await index.upsert({ id: `v${i}`, vector: v });
+    for (const v of vs) {
+      const [top] = await index.query(v, 1);
+      expect(top!.score).toBeLessThanOrEqual(1);
+      expect(top!.score).toBeCloseTo(1, 5);
+      const [worst] = await index.query(v.map((x) => -x), 1);
+      expect(worst!.score).toBeGreaterThanOrEqual(-1);
+    }
+  });
+
   it('rejects vectors of the wrong dimension', async () => {
     const index = new ExactIndex(4);
     await expect(index.upsert({ id: 'x', vector: new Float32Array(3) })).rejects.toBeInstanceOf(IndexDimensionError);

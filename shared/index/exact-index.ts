@@ -125,7 +125,8 @@ export class ExactIndex implements VectorIndex {
       let dot = 0;
       const base = s * d;
       for (let i = 0; i < d; i++) dot += rows[base + i]! * vector[i]!;
-      const score = dot * inv;
+      // Float32 rows can put a unit-vector dot product a hair outside [-1, 1]; cosine cannot be.
+      const score = Math.max(-1, Math.min(1, dot * inv));
       if (bestSlots.length === k && !this.better(score, s, bestScores[0]!, bestSlots[0]!)) continue;
       if (bestSlots.length === k) {
         bestSlots.shift();
