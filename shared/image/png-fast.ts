@@ -129,36 +129,34 @@ function unfilter(src: Uint8Array, w: number, h: number, bpp: number): Uint8Arra
     const s = y * (stride + 1) + 1;
     const o = y * stride;
     const p = o - stride; // previous row (only read when y > 0)
-    for (let x = 0; x < stride; x++) {
-      const raw = src[s + x]!;
-      const a = x >= bpp ? out[o + x - bpp]! : 0;
-      const up = y > 0 ? out[p + x]! : 0;
-      let v: number;
-      switch (f) {
-        case 0:
-          v = raw;
-          break;
-        case 1:
-          v = raw + a;
-          break;
-        case 2:
-          v = raw + up;
-          break;
-        case 3:
-          v = raw + ((a + up) >> 1);
-          break;
-        case 4: {
-          const c = x >= bpp && y > 0 ? out[p + x - bpp]! : 0;
-          const pa = Math.abs(up - c);
-          const pb = Math.abs(a - c);
-          const pc = Math.abs(a + up - 2 * c);
-          v = raw + (pa <= pb && pa <= pc ? a : pb <= pc ? up : c);
-          break;
-        }
-        default:
-          return undefined;
+    // One loop per filter type: the per-byte switch cost more than the arithmetic.
+    if (f === 0 || (f === 2 && y === 0)) {
+      out.set(src.subarray(s, s + stride), o);
+    } else if (f === 1 || (f === 4 && y === 0)) {
+      // Paeth on the first row reduces to Sub (up and upper-left are 0).
+      for (let x = 0; x < bpp; x++) out[o + x] = src[s + x]!;
+      for (let x = bpp; x < stride; x++) out[o + x] = (src[s + x]! + out[o + x - bpp]!) & 0xff;
+    } else if (f === 2) {
+      for (let x = 0; x < stride; x++) out[o + x] = (src[s + x]! + out[p + x]!) & 0xff;
+    } else if (f === 3) {
+      for (let x = 0; x < stride; x++) {
+        const a = x >= bpp ? out[o + x - bpp]! : 0;
+        const up = y > 0 ? out[p + x]! : 0;
+        out[o + x] = (src[s + x]! + ((a + up) >> 1)) & 0xff;
       }
-      out[o + x] = v & 0xff;
+    } else if (f === 4) {
+      for (let x = 0; x < bpp; x++) out[o + x] = (src[s + x]! + out[p + x]!) & 0xff; // a = c = 0: predictor is up
+      for (let x = bpp; x < stride; x++) {
+        const a = out[o + x - bpp]!;
+        const up = out[p + x]!;
+        const c = out[p + x - bpp]!;
+        const pa = Math.abs(up - c);
+        const pb = Math.abs(a - c);
+        const pc = Math.abs(a + up - 2 * c);
+        out[o + x] = (src[s + x]! + (pa <= pb && pa <= pc ? a : pb <= pc ? up : c)) & 0xff;
+      }
+    } else {
+      return undefined;
     }
   }
   return out;
