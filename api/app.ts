@@ -45,7 +45,7 @@ export function createApp(deps: AppDeps): App {
     (quiet ? logger.debug : logger.info)('request', {
       requestId,
       method: c.req.method,
-      path: new URL(c.req.url).pathname,
+      path: c.req.path,
       route: routeLabel,
       status: c.res.status,
       ms: Math.round(seconds * 10000) / 10,

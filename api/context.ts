@@ -4,7 +4,7 @@ import type { Clock } from '../shared/jobs/clock.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import type { Gallery } from './gallery.js';
 import type { JobsPort } from './jobs.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../shared/log.js';
 import type { ApiMetrics } from './metrics.js';
 import type { ModelHost } from './model-host.js';
 import type { ModelSource } from './model-source.js';

@@ -4,7 +4,7 @@ import { ExactIndex, deserializeExactIndex } from '../shared/index/exact-index.j
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { MicroBatcher } from './batcher.js';
 import type { Gallery, GalleryItem } from './gallery.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../shared/log.js';
 import type { ApiMetrics } from './metrics.js';
 import type { ModelSource, Preprocessing, ServingModel } from './model-source.js';
 import { normalise } from './preprocess.js';

@@ -19,7 +19,7 @@ import { runInModelThread } from './node/thread-runner.js';
 import type { App, ApiConfig } from './context.js';
 import { Gallery } from './gallery.js';
 import { storeJobs } from './jobs.js';
-import { createJsonLogger, type Logger, type LogLevel } from './logger.js';
+import { createJsonLogger, type Logger, type LogLevel } from '../shared/log.js';
 import { ApiMetrics } from './metrics.js';
 import { ModelHost } from './model-host.js';
 import type { ModelSource } from './model-source.js';

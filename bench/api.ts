@@ -32,7 +32,7 @@ import { startModelThread, type ModelThread } from '../shared/node/model-thread-
 import { startModelThreadPool } from '../shared/node/model-thread-pool.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { startLocalS3 } from '../shared/node/local-s3.js';
-import { createJsonLogger } from '../api/logger.js';
+import { createJsonLogger } from '../shared/log.js';
 import { startApiServer } from '../api/server.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);

@@ -7,11 +7,10 @@
 import { initNodeBackend } from '../shared/node/backend-node.js';
 import { storeFromEnv } from '../shared/node/local-s3.js';
 import { workerConfigFromEnv } from './config.js';
-import { createLogger } from './log.js';
-import { startWorker } from './worker.js';
+import { createWorkerLogger, startWorker } from './worker.js';
 
 async function main(): Promise<void> {
-  const bootLog = createLogger();
+  const bootLog = createWorkerLogger();
   let config;
   try {
     config = workerConfigFromEnv(process.env);
@@ -19,7 +18,7 @@ async function main(): Promise<void> {
     bootLog.error('worker.config-invalid', { error: e });
     process.exit(2);
   }
-  const log = createLogger({ level: config.logLevel });
+  const log = createWorkerLogger(config.logLevel);
   const backend = await initNodeBackend({ log: (m) => log.info('backend', JSON.parse(m) as Record<string, unknown>) });
   const { store, close } = await storeFromEnv(process.env);
   const worker = startWorker({ store, config, logger: log, backend });
@@ -42,6 +41,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  createLogger().error('worker.crashed', { error: e });
+  createWorkerLogger().error('worker.crashed', { error: e });
   process.exit(1);
 });

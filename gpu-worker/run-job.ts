@@ -10,7 +10,7 @@ import { NonFiniteLossError, planSteps, runTrainingLoop, type ProgressEvent } fr
 import type { WorkerConfig } from './config.js';
 import { loadTrainingData, type TrainingData } from './data.js';
 import { decideGate } from './gate.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../shared/log.js';
 import { checkpointFiles, currentModelAccuracy, evaluateOnHeldOut, flatMetrics } from './pipeline.js';
 import { createTrainSession, type TrainSession } from './train-parts.js';
 

@@ -10,12 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { startApiServer } from '../api/server.js';
 import { ensureModelPublished } from './bundled-checkpoint.js';
 import { storeFromEnv } from '../shared/node/local-s3.js';
+import { createJsonLogger } from '../shared/log.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-function log(msg: string, fields: Record<string, unknown> = {}): void {
-  process.stderr.write(JSON.stringify({ t: new Date().toISOString(), level: 'info', component: 'start', msg, ...fields }) + '\n');
-}
+const logger = createJsonLogger({ write: (line) => void process.stderr.write(line + '\n'), base: { component: 'start' } });
+const log = (msg: string, fields: Record<string, unknown> = {}): void => logger.info(msg, fields);
 
 async function main(): Promise<void> {
   const env = { ...process.env };

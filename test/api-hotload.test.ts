@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activateVersion } from '../shared/checkpoint/publish.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
-import { createMemoryLogger } from '../api/logger.js';
+import { createMemoryLogger } from '../shared/log.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
 import { withLocalS3 } from './helpers/s3.js';
 import { pool, png, publishFixture } from './helpers/api-fixtures.js';

@@ -5,7 +5,7 @@ import { deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
-import { createMemoryLogger } from '../api/logger.js';
+import { createMemoryLogger } from '../shared/log.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
 import { withLocalS3 } from './helpers/s3.js';
 import { b64, DIM, pool, png, publishFixture } from './helpers/api-fixtures.js';

@@ -9,7 +9,7 @@ import { jobStatePrefix, type RetrainRequestInput } from '../shared/jobs/schema.
 import { MemoryStore } from '../shared/store/memory-store.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { workerConfigFromEnv } from '../gpu-worker/config.js';
-import { createLogger } from '../gpu-worker/log.js';
+import { createJsonLogger } from '../shared/log.js';
 import { startWorker } from '../gpu-worker/worker.js';
 import type { JobOutcome } from '../gpu-worker/run-job.js';
 import { withLocalS3 } from './helpers/s3.js';
@@ -50,7 +50,7 @@ beforeAll(async () => {
 function runWorker(store: ObjectStore, env: Record<string, string> = {}, lines?: string[]) {
   const outcomes: JobOutcome[] = [];
   const config = workerConfigFromEnv({ ...ENV, ...env });
-  const logger = createLogger({ level: 'info', write: (l) => void lines?.push(l) });
+  const logger = createJsonLogger({ level: 'info', write: (l) => void lines?.push(l) });
   const w = startWorker({ store, config, backend, logger, onJobDone: (o) => outcomes.push(o) });
   return { ...w, outcomes };
 }
@@ -124,7 +124,7 @@ describe('worker on the CAS-enforcing memory store', () => {
       store,
       config,
       backend,
-      logger: createLogger({
+      logger: createJsonLogger({
         level: 'info',
         write: (l) => {
           // Cancel as soon as the first snapshot is written (step 2).

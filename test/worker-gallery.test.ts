@@ -16,7 +16,7 @@ import type { ObjectStore } from '../shared/store/object-store.js';
 import { workerConfigFromEnv } from '../gpu-worker/config.js';
 import { loadTrainingData } from '../gpu-worker/data.js';
 import { parseTrainFlags, runTrainCommand } from '../gpu-worker/train-cli.js';
-import { createLogger } from '../gpu-worker/log.js';
+import { createJsonLogger } from '../shared/log.js';
 import { startWorker } from '../gpu-worker/worker.js';
 import { withLocalS3 } from './helpers/s3.js';
 
@@ -62,7 +62,7 @@ async function runWorker(store: ObjectStore) {
     store,
     config: workerConfigFromEnv(ENV),
     backend,
-    logger: createLogger({ level: 'info', write: (l) => void lines.push(l) }),
+    logger: createJsonLogger({ level: 'info', write: (l) => void lines.push(l) }),
   });
   await w.done;
   return lines;

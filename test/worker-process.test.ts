@@ -10,7 +10,7 @@ import { createJob, readJob } from '../shared/jobs/jobs.js';
 import { jobStatePrefix } from '../shared/jobs/schema.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { workerConfigFromEnv } from '../gpu-worker/config.js';
-import { createLogger } from '../gpu-worker/log.js';
+import { createJsonLogger } from '../shared/log.js';
 import { startWorker } from '../gpu-worker/worker.js';
 import type { JobOutcome } from '../gpu-worker/run-job.js';
 import { withLocalS3 } from './helpers/s3.js';
@@ -76,7 +76,7 @@ async function finishWith(store: ObjectStore, id: string): Promise<JobOutcome[]>
     store,
     config: workerConfigFromEnv({ ...WORKER_ENV, WORKER_ID: id, EXIT_WHEN_IDLE: 'true', LOG_LEVEL: 'warn' }),
     backend,
-    logger: createLogger({ level: 'warn', write: () => {} }),
+    logger: createJsonLogger({ level: 'warn', write: () => {} }),
     onJobDone: (o) => outcomes.push(o),
   });
   await w.done;
