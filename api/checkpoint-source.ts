@@ -23,6 +23,8 @@ export interface NetworkRunner {
   forward(input: Float32Array, n: number): Promise<Float32Array>;
   /** forward calls that can run at once (a pool of model threads); default 1. */
   readonly parallelism?: number;
+  /** Where and how it computes, for logs, e.g. "wasm simd, 1 thread × 2 threads; graph". */
+  readonly runtime?: string;
   /** Frees the network once the batches already started have finished. */
   dispose(): void;
 }
@@ -46,6 +48,7 @@ export const runInThisThread: RunNetwork = async ({ manifest, model }) => {
         tf.dispose([x, y]);
       }
     },
+    runtime: `${tf.getBackend()} on the event loop; ${net.path}`,
     dispose: () => {
       net.dispose();
       model.dispose();
@@ -95,6 +98,7 @@ export function checkpointSource(store: ObjectStore, opts: CheckpointSourceOptio
         summary: summarise(manifest),
         forward: (input, n) => runner.forward(input, n),
         ...(runner.parallelism ? { parallelism: runner.parallelism } : {}),
+        ...(runner.runtime ? { runtime: runner.runtime } : {}),
         ...(head
           ? {
               linear: async (features: Float32Array, n: number) => ({

@@ -272,7 +272,7 @@ export class ModelHost {
         this.building.dirty.clear();
         await this.reindexIds(pair, ids);
       }
-      logger.info('model ready', { version, ms: this.now() - started, indexSize: index.sizeSync(), fromSnapshot });
+      logger.info('model ready', { version, ms: this.now() - started, indexSize: index.sizeSync(), fromSnapshot, runtime: model.runtime });
       return pair;
     } catch (err) {
       model.dispose();

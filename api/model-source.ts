@@ -39,6 +39,8 @@ export interface ServingModel {
   forward(input: Float32Array, n: number): Promise<Float32Array>;
   /** How many forward calls can usefully run at once (e.g. a pool of model threads); default 1. */
   readonly parallelism?: number;
+  /** Where and how the forward pass runs (backend, threads, compiled graph or predict), for logs. */
+  readonly runtime?: string;
   /** The checkpoint's linear-probe head on n × dimension features; undefined when it has none. */
   readonly linear?: (features: Float32Array, n: number) => Promise<LinearPrediction>;
   /** Frees the model's tensors. Called once nothing uses it any more. */

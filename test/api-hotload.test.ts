@@ -154,6 +154,8 @@ describe('hot-load', () => {
     await until(async () => ((await fetch(`${again.s.url}/readyz`)).status === 200 ? true : undefined));
     const ready = again.logger.records.find((r) => r.msg === 'model ready');
     expect(ready).toMatchObject({ version: v2, fromSnapshot: true, indexSize: GALLERY });
+    // The log says how the model computes: here the compiled serving graph.
+    expect(String(ready!.runtime)).toMatch(/graph/);
     const after = await query(again.s.url);
     expect(after.model.version).toBe(v2);
     expect(after.results.map((r) => r.id)).toEqual(before.results.map((r) => r.id));

@@ -41,6 +41,8 @@ describe('model thread', () => {
     const t = await startModelThread(files, { backend: 'wasm', threads: 1, env: {} });
     threads.push(t);
     expect(t.backend).toMatch(/wasm/);
+    // The checkpoint's network compiles to the fused serving graph, which must agree with predict.
+    expect(t.forwardPath).toBe('graph');
     const input = await batch(0, 32);
     const want = (await tf.tidy(() => model.predict(tf.tensor4d(input, [32, 28, 28, 1])) as tf.Tensor).data()) as Float32Array;
     const got = await t.forward(input.slice(), 32);
@@ -113,6 +115,7 @@ describe('model thread', () => {
     const version = await publishFixture(s3.current.store, { seed: 11, activate: true });
     const served = await checkpointSource(s3.current.store, { run: runInModelThread({ backend: 'wasm', threads: 1, poolSize: 2, env: {} }) }).load(version);
     expect(served.parallelism).toBe(2);
+    expect(served.runtime).toMatch(/wasm.*× 2 threads; graph$/);
     const inFlight = [served.forward(await batch(0, 8), 8), served.forward(await batch(8, 8), 8)];
     served.dispose();
     expect((await Promise.all(inFlight)).map((o) => o.length)).toEqual([8 * DIM, 8 * DIM]);

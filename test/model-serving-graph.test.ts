@@ -90,10 +90,29 @@ describe('serving graph (fused conv + folded batch norm)', () => {
     model.dispose();
   });
 
+  it('compiles a dense head (linear and ReLU) after pooling, and matches predict', () => {
+    const input = tf.input({ shape: [28, 28, 1] });
+    let h = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: true }).apply(input) as tf.SymbolicTensor;
+    h = tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
+    h = tf.layers.dense({ units: 5, activation: 'relu' }).apply(h) as tf.SymbolicTensor;
+    const out = tf.layers.dense({ units: 3 }).apply(h) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: out });
+    const graph = compileServingGraph(model)!;
+    expect(graph).toBeDefined();
+    const x = images(8);
+    const want = model.predict(x) as tf.Tensor;
+    const got = graph.run(x);
+    expect(maxRelDiff(got, want)).toBeLessThan(1e-5);
+    tf.dispose([x, want, got]);
+    graph.dispose();
+    model.dispose();
+  });
+
   it('keeps predict for a model with a layer it does not handle', () => {
     const input = tf.input({ shape: [28, 28, 1] });
     const flat = tf.layers.flatten().apply(input) as tf.SymbolicTensor;
-    const out = tf.layers.dense({ units: 4 }).apply(flat) as tf.SymbolicTensor;
+    const dense = tf.layers.dense({ units: 4 }).apply(flat) as tf.SymbolicTensor;
+    const out = tf.layers.activation({ activation: 'sigmoid' }).apply(dense) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: out });
     expect(compileServingGraph(model)).toBeUndefined();
     const net = servingForward(model, [28, 28, 1]);

@@ -37,6 +37,7 @@ export function runInModelThread(opts: ModelThreadRunnerOptions = {}): RunNetwor
     return {
       forward: (input, n) => (split ? thread.forwardSplit(input, n) : thread.forward(input, n)),
       parallelism: split ? 1 : thread.size,
+      runtime: `${thread.backend}; ${thread.forwardPath}${split ? '; split batches' : ''}`,
       // Every thread finishes the batches it has before it ends.
       dispose: () => void thread.close().catch((err: Error) => opts.onError?.(err)),
     };

@@ -92,14 +92,17 @@ function compile(model: tf.LayersModel): ServingGraph {
         if (cc.padding !== 'valid' && !(cc.padding === 'same' && pad[0][0] + pad[0][1] + pad[1][0] + pad[1][1] === 0)) {
           throw new Error(`conv ${conv.name}: padding ${String(cc.padding)} after explicit padding`);
         }
-        if (cc.dataFormat !== 'channelsLast' || (cc.activation !== 'linear' && cc.activation !== undefined)) throw new Error('plain convolutions only');
+        const convActivation = (cc.activation as string | undefined) ?? 'linear';
+        if (cc.dataFormat !== 'channelsLast') throw new Error('channelsLast only');
+        if (convActivation !== 'linear' && convActivation !== 'relu') throw new Error(`conv ${conv.name}: activation ${convActivation}`);
         const dil = cc.dilationRate as number[] | number;
         if ((Array.isArray(dil) ? dil : [dil]).some((d) => d !== 1)) throw new Error('no dilation');
         const [kernel, convBias] = conv.getWeights();
         let w = kernel!.clone();
         let b: tf.Tensor1D | undefined = convBias ? (convBias.clone() as tf.Tensor1D) : undefined;
         let last = conv.name;
-        const bnNode = next(last);
+        // A conv with its own ReLU ends the chain (a batch norm after it cannot be folded into it).
+        const bnNode = convActivation === 'linear' ? next(last) : undefined;
         if (bnNode && cls(bnNode.layer) === 'BatchNormalization') {
           const bc = bnNode.layer.getConfig() as Record<string, unknown>;
           if (bc.axis !== -1 && bc.axis !== 3) throw new Error('batch norm over channels only');
@@ -117,8 +120,8 @@ function compile(model: tf.LayersModel): ServingGraph {
           last = bnNode.layer.name;
           absorbed.add(last);
         }
-        let activation: 'relu' | 'linear' = 'linear';
-        const reluNode = next(last);
+        let activation: 'relu' | 'linear' = convActivation;
+        const reluNode = convActivation === 'linear' ? next(last) : undefined;
         if (reluNode && isPlainRelu(reluNode.layer)) {
           activation = 'relu';
           last = reluNode.layer.name;
@@ -154,17 +157,36 @@ function compile(model: tf.LayersModel): ServingGraph {
       case 'Add':
         steps.push((v) => v.set(name, tf.addN(inputs.map((i) => v.get(i)!))));
         break;
+      case 'Dense': {
+        const input = layer.input as tf.SymbolicTensor;
+        if (input.shape.length !== 2) throw new Error(`dense ${name} on a rank-${input.shape.length} input`);
+        const act = config.activation as string;
+        if (act !== 'linear' && act !== 'relu') throw new Error(`dense ${name}: activation ${act}`);
+        const [kernel, bias] = layer.getWeights().map((t) => t.clone()) as [tf.Tensor2D, tf.Tensor1D | undefined];
+        owned.push(kernel, ...(bias ? [bias] : []));
+        steps.push((v) => v.set(name, tf.fused.matMul({ a: v.get(src) as tf.Tensor2D, b: kernel, bias, activation: act })));
+        break;
+      }
       case 'GlobalAveragePooling2D':
         if (config.dataFormat !== 'channelsLast') throw new Error('channelsLast only');
         steps.push((v) => v.set(name, tf.mean(v.get(src)!, [1, 2])));
         break;
-      case 'MaxPooling2D': {
+      case 'MaxPooling2D':
+      case 'AveragePooling2D': {
+        if (config.dataFormat !== 'channelsLast') throw new Error('channelsLast only');
         const pool = config.poolSize as [number, number];
-        const strides = config.strides as [number, number];
+        const strides = (config.strides as [number, number] | null) ?? pool;
         const padding = config.padding as 'valid' | 'same';
-        steps.push((v) => v.set(name, tf.maxPool(v.get(src) as tf.Tensor4D, pool, strides, padding)));
+        const op = cls(layer) === 'MaxPooling2D' ? tf.maxPool : tf.avgPool;
+        steps.push((v) => v.set(name, op(v.get(src) as tf.Tensor4D, pool, strides, padding)));
         break;
       }
+      case 'Flatten':
+        steps.push((v) => {
+          const x = v.get(src)!;
+          v.set(name, tf.reshape(x, [x.shape[0]!, -1]));
+        });
+        break;
       default:
         throw new Error(`layer ${cls(layer)} is not supported`);
     }

@@ -34,6 +34,8 @@ export interface ModelThreadFiles {
 export interface ModelThread {
   /** The backend the thread runs, e.g. "wasm simd, 1 thread". */
   readonly backend: string;
+  /** How it computes: 'graph' (compiled, checked against predict) or 'predict'. */
+  readonly forwardPath: 'graph' | 'predict';
   /** n images NHWC → n × dimension values. Transfers `input`'s buffer to the thread. */
   forward(input: Float32Array, n: number): Promise<Float32Array>;
   /** Batches sent but not answered yet. */
@@ -100,10 +102,12 @@ export async function startModelThread(files: ModelThreadFiles, opts: ModelThrea
     const loadMsg: ToModelThread = { type: 'load', ...files };
     const loaded = next();
     worker.postMessage(loadMsg);
-    await loaded;
+    const done = await loaded;
+    const forwardPath = done.type === 'loaded' ? done.forward : 'predict';
     worker.unref();
     return {
       backend,
+      forwardPath,
       get inFlight() {
         return pending.size;
       },

@@ -29,6 +29,7 @@ export async function startModelThreadPool(files: ModelThreadFiles, size: number
   return {
     size,
     backend: `${threads[0]!.backend} × ${size} threads`,
+    forwardPath: threads.every((t) => t.forwardPath === 'graph') ? 'graph' : 'predict',
     get inFlight() {
       return threads.reduce((a, t) => a + t.inFlight, 0);
     },

@@ -34,7 +34,8 @@ export type ToModelThread = z.infer<typeof ToModelThread>;
 
 export type FromModelThread =
   | { type: 'ready'; backend: string }
-  | { type: 'loaded' }
+  /** forward: the compiled serving graph, or predict when the graph could not be used. */
+  | { type: 'loaded'; forward: 'graph' | 'predict' }
   | { type: 'result'; id: number; output: Float32Array }
   /** id absent: the load or the thread's start failed. */
   | { type: 'error'; id?: number; message: string };

@@ -79,7 +79,7 @@ async function main(): Promise<void> {
       if (m.type === 'load') {
         try {
           await load(m);
-          send({ type: 'loaded' });
+          send({ type: 'loaded', forward: net!.path });
         } catch (e) {
           send({ type: 'error', message: errorText(e) });
         }
