@@ -44,10 +44,6 @@ export const ApiEnv = z.object({
   MODEL_THREADS: int('MODEL_THREADS', 1, 64).default(() => Math.max(1, availableParallelism())),
   /** wasm threads inside each model thread (1: the pool, not pthreads, spreads work over the cores). */
   MODEL_THREAD_WASM_THREADS: int('MODEL_THREAD_WASM_THREADS', 1, 64).default(1),
-  /** Niceness of the model threads (Linux, 0–19): above 0, requests preempt the forward pass when they arrive. */
-  MODEL_THREAD_NICE: int('MODEL_THREAD_NICE', 0, 19).default(0),
-  /** 'batch': one batch per model thread, several at once; 'split': one batch at a time, its rows over every thread. */
-  MODEL_POOL_MODE: z.enum(['batch', 'split'], { error: "MODEL_POOL_MODE must be 'batch' or 'split'" }).default('batch'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 export type ApiEnv = z.output<typeof ApiEnv>;
@@ -113,8 +109,6 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
         backend: backend.success ? backend.data.VICREG_BACKEND : 'auto',
         threads: settings.MODEL_THREAD_WASM_THREADS,
         poolSize: settings.MODEL_THREADS,
-        poolMode: settings.MODEL_POOL_MODE,
-        nice: settings.MODEL_THREAD_NICE,
         env,
         onError: (err) => logger.warn('model thread did not close cleanly', { err }),
       })

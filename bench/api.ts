@@ -43,8 +43,6 @@ const BATCH_WAIT_MS = Number(process.env.BATCH_WAIT_MS ?? 5);
 const MODEL_THREAD = process.env.MODEL_THREAD === 'off' ? 'off' : 'on';
 const MODEL_THREAD_WASM_THREADS = Number(process.env.MODEL_THREAD_WASM_THREADS ?? 1);
 const MODEL_THREADS = Number(process.env.MODEL_THREADS ?? availableParallelism());
-const MODEL_THREAD_NICE = Number(process.env.MODEL_THREAD_NICE ?? 0);
-const MODEL_POOL_MODE = process.env.MODEL_POOL_MODE === 'split' ? 'split' : 'batch';
 
 /** The project's default network if the model module is there; else a small stand-in conv net. */
 async function backbone(): Promise<{ model: tf.LayersModel; name: string; dim: number }> {
@@ -338,7 +336,7 @@ async function main() {
       initBackend: false,
       waitForModel: true,
       logger: createJsonLogger({ level: 'warn' }),
-      settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREADS, MODEL_THREAD_WASM_THREADS, MODEL_POOL_MODE, MODEL_THREAD_NICE },
+      settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREADS, MODEL_THREAD_WASM_THREADS },
     });
     type Level = { eventLoopDelayMs: { mean: number; p99: number }; meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number; clientMeanMs: number; serverMeanMs: number; forwardMeanMs: number; cpuMsPerEmbedding: Record<string, number> };
     const results: Record<string, Level> = {};
@@ -425,7 +423,7 @@ async function main() {
         forward: net.path,
         batchMax: BATCH_MAX,
         batchWaitMs: BATCH_WAIT_MS,
-        modelThread: MODEL_THREAD === 'on' ? { threads: MODEL_THREADS, wasmThreads: MODEL_THREAD_WASM_THREADS, poolMode: MODEL_POOL_MODE, nice: MODEL_THREAD_NICE } : 'off',
+        modelThread: MODEL_THREAD === 'on' ? { threads: MODEL_THREADS, wasmThreads: MODEL_THREAD_WASM_THREADS } : 'off',
         // 1/5/15-minute load averages at start and end (2 cores: above 2 means other jobs shared the CPU).
         loadavg: { start: loadAtStart.map((x) => +x.toFixed(2)), end: loadavg().map((x) => +x.toFixed(2)) },
         bareImgPerSec: Math.round(bare),

@@ -90,13 +90,16 @@ describe('serving graph (fused conv + folded batch norm)', () => {
     model.dispose();
   });
 
-  it('compiles a dense head (linear and ReLU) after pooling, and matches predict', () => {
+  it('compiles a conv with its own ReLU, a batch norm it cannot fold, pooling, flatten and a dense head; matches predict', () => {
     const input = tf.input({ shape: [28, 28, 1] });
-    let h = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: true }).apply(input) as tf.SymbolicTensor;
-    h = tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
+    let h = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: true, activation: 'relu' }).apply(input) as tf.SymbolicTensor;
+    h = tf.layers.batchNormalization({}).apply(h) as tf.SymbolicTensor;
+    h = tf.layers.averagePooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
+    h = tf.layers.flatten().apply(h) as tf.SymbolicTensor;
     h = tf.layers.dense({ units: 5, activation: 'relu' }).apply(h) as tf.SymbolicTensor;
     const out = tf.layers.dense({ units: 3 }).apply(h) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: out });
+    randomiseBatchNorms(model, 21);
     const graph = compileServingGraph(model)!;
     expect(graph).toBeDefined();
     const x = images(8);

@@ -13,8 +13,6 @@ import type { RunNetwork } from '../checkpoint-source.js';
 export interface ModelThreadRunnerOptions extends ModelThreadOptions {
   /** Model threads in the pool (default 1). */
   poolSize?: number;
-  /** 'batch' (default): one batch per thread, several at once; 'split': one batch at a time over all threads. */
-  poolMode?: 'batch' | 'split';
   onError?: (err: Error) => void;
 }
 
@@ -33,11 +31,10 @@ export function runInModelThread(opts: ModelThreadRunnerOptions = {}): RunNetwor
       opts.poolSize ?? 1,
       opts,
     );
-    const split = opts.poolMode === 'split';
     return {
-      forward: (input, n) => (split ? thread.forwardSplit(input, n) : thread.forward(input, n)),
-      parallelism: split ? 1 : thread.size,
-      runtime: `${thread.backend}; ${thread.forwardPath}${split ? '; split batches' : ''}`,
+      forward: (input, n) => thread.forward(input, n),
+      parallelism: thread.size,
+      runtime: `${thread.backend}; ${thread.forwardPath}`,
       // Every thread finishes the batches it has before it ends.
       dispose: () => void thread.close().catch((err: Error) => opts.onError?.(err)),
     };

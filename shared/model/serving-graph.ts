@@ -104,13 +104,9 @@ function compile(model: tf.LayersModel): ServingGraph {
         // A conv with its own ReLU ends the chain (a batch norm after it cannot be folded into it).
         const bnNode = convActivation === 'linear' ? next(last) : undefined;
         if (bnNode && cls(bnNode.layer) === 'BatchNormalization') {
-          const bc = bnNode.layer.getConfig() as Record<string, unknown>;
-          if (bc.axis !== -1 && bc.axis !== 3) throw new Error('batch norm over channels only');
-          const ws = bnNode.layer.getWeights();
-          const [gamma, beta] = [bc.scale !== false ? ws.shift() : undefined, bc.center !== false ? ws.shift() : undefined];
-          const [mean, variance] = ws as [tf.Tensor1D, tf.Tensor1D];
+          const { gamma, beta, mean, variance, epsilon } = batchNormParams(bnNode.layer);
           const folded = tf.tidy(() => {
-            const scale = tf.div(gamma ?? tf.onesLike(mean), tf.sqrt(tf.add(variance, bc.epsilon as number)));
+            const scale = tf.div(gamma ?? tf.onesLike(mean), tf.sqrt(tf.add(variance, epsilon)));
             const shift = tf.sub(beta ?? tf.zerosLike(mean), tf.mul(mean, scale));
             return { w: tf.mul(w, scale), b: b ? tf.add(tf.mul(b, scale), shift) : shift };
           });
@@ -138,14 +134,10 @@ function compile(model: tf.LayersModel): ServingGraph {
         break;
       }
       case 'BatchNormalization': {
-        const bc = config;
-        const ws = layer.getWeights();
-        const [gamma, beta] = [bc.scale !== false ? ws.shift() : undefined, bc.center !== false ? ws.shift() : undefined];
-        const [mean, variance] = ws as [tf.Tensor1D, tf.Tensor1D];
-        const eps = bc.epsilon as number;
+        const { gamma, beta, mean, variance, epsilon } = batchNormParams(layer);
         const [m, vr, off, sc] = [mean.clone(), variance.clone(), beta?.clone(), gamma?.clone()];
         owned.push(m, vr, ...(off ? [off] : []), ...(sc ? [sc] : []));
-        steps.push((v) => v.set(name, tf.batchNorm(v.get(src)!, m, vr, off, sc, eps)));
+        steps.push((v) => v.set(name, tf.batchNorm(v.get(src)!, m, vr, off, sc, epsilon)));
         break;
       }
       case 'ReLU':
@@ -202,6 +194,18 @@ function compile(model: tf.LayersModel): ServingGraph {
       return y as tf.Tensor2D;
     });
   return { run, dispose: () => tf.dispose(owned), ops: steps.length };
+}
+
+/** A BatchNormalization layer's statistics and affine parameters (gamma / beta absent when disabled). */
+function batchNormParams(layer: tf.layers.Layer): { gamma?: tf.Tensor1D; beta?: tf.Tensor1D; mean: tf.Tensor1D; variance: tf.Tensor1D; epsilon: number } {
+  const c = layer.getConfig() as Record<string, unknown>;
+  if (c.axis !== -1 && c.axis !== 3) throw new Error(`batch norm ${layer.name}: over channels only`);
+  // Weights in tfjs order: gamma (if scale), beta (if center), moving mean, moving variance.
+  const ws = layer.getWeights() as tf.Tensor1D[];
+  const gamma = c.scale !== false ? ws.shift() : undefined;
+  const beta = c.center !== false ? ws.shift() : undefined;
+  const [mean, variance] = ws as [tf.Tensor1D, tf.Tensor1D];
+  return { gamma, beta, mean, variance, epsilon: c.epsilon as number };
 }
 
 function isPlainRelu(layer: tf.layers.Layer): boolean {

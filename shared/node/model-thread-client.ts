@@ -14,12 +14,6 @@ export interface ModelThreadOptions {
   threads?: number;
   /** Environment for backend selection (default process.env). */
   env?: Record<string, string | undefined>;
-  /**
-   * Niceness of the model thread (Linux, 0–19; default 0). Above 0 the event loop (and anything else at
-   * normal priority) preempts the forward pass as soon as it wakes, so HTTP and decoding are not queued
-   * behind a long batch; the model still takes every cycle nothing else wants.
-   */
-  nice?: number;
 }
 
 export interface ModelThreadFiles {
@@ -57,7 +51,7 @@ function workerFor(init: ModelThreadInit): Worker {
 /** Start a thread and load the files into it; rejects with the thread's error if either fails. */
 export async function startModelThread(files: ModelThreadFiles, opts: ModelThreadOptions = {}): Promise<ModelThread> {
   const env = Object.fromEntries(Object.entries(opts.env ?? process.env).filter((e): e is [string, string] => e[1] !== undefined));
-  const worker = workerFor({ backend: opts.backend ?? 'auto', threads: opts.threads ?? 1, nice: opts.nice ?? 0, env });
+  const worker = workerFor({ backend: opts.backend ?? 'auto', threads: opts.threads ?? 1, env });
   const pending = new Map<number, { resolve: (o: Float32Array) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let dead: Error | null = null;

@@ -10,8 +10,6 @@ export interface ModelThreadPool extends ModelThread {
   readonly size: number;
   /** Batches in flight per thread (for tests and metrics). */
   readonly inFlightByThread: number[];
-  /** One batch over every thread at once: its rows split evenly, the outputs joined in order. */
-  forwardSplit(input: Float32Array, n: number): Promise<Float32Array>;
 }
 
 /** Start `size` threads in parallel and load the files into each; if one fails, the others are closed. */
@@ -45,29 +43,6 @@ export async function startModelThreadPool(files: ModelThreadFiles, size: number
       }
       next = best + 1;
       return threads[best]!.forward(input, n);
-    },
-    async forwardSplit(input, n) {
-      const parts = Math.min(size, n);
-      if (parts <= 1) return threads[next++ % size]!.forward(input, n);
-      const per = input.length / n;
-      const rows = Array.from({ length: parts }, (_, i) => Math.floor((n * (i + 1)) / parts) - Math.floor((n * i) / parts));
-      let start = 0;
-      const outs = await Promise.all(
-        rows.map((r, i) => {
-          // A copy per part: forward transfers its input to the thread.
-          const part = input.slice(start * per, (start + r) * per);
-          start += r;
-          return threads[(next + i) % size]!.forward(part, r);
-        }),
-      );
-      next++;
-      const joined = new Float32Array(outs.reduce((a, o) => a + o.length, 0));
-      let o = 0;
-      for (const out of outs) {
-        joined.set(out, o);
-        o += out.length;
-      }
-      return joined;
     },
     async close() {
       // Each thread finishes the batches it has before it ends.

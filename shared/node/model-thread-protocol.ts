@@ -12,8 +12,6 @@ export const ModelThreadInit = z.object({
   backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']),
   /** wasm threads inside the model thread (1 = no pthread pool). */
   threads: z.number().int().min(1).max(64),
-  /** OS niceness for this thread (Linux; 0 = unchanged). See model-thread.ts. */
-  nice: z.number().int().min(0).max(19).default(0),
   /** Environment for backend selection (VICREG_BACKEND etc. are read from here). */
   env: z.record(z.string(), z.string().optional()),
 });

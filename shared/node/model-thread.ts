@@ -3,8 +3,6 @@
  * forward pass, so the main thread keeps reading, decoding and answering requests while it computes.
  * Started by shared/node/model-thread-client.ts; protocol in model-thread-protocol.ts.
  */
-import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { filesToArtifacts } from '../checkpoint/model-files.js';
@@ -51,20 +49,8 @@ async function forward(input: Float32Array, n: number): Promise<Float32Array> {
   }
 }
 
-/** Lower this OS thread's priority (Linux: setpriority on the thread id; elsewhere nothing happens). */
-function renice(nice: number): void {
-  if (nice <= 0) return;
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, nice);
-  } catch {
-    // not Linux, or not permitted: run at normal priority
-  }
-}
-
 async function main(): Promise<void> {
   const init = ModelThreadInit.parse(workerData);
-  renice(init.nice);
   const info = await initNodeBackend({ force: init.backend, threads: init.threads, env: init.env, log: () => {} });
   // Requests run one at a time, in arrival order (the forward pass uses every thread the backend has).
   let chain: Promise<void> = Promise.resolve();
