@@ -7,10 +7,11 @@
 import { initNodeBackend } from '../shared/node/backend-node.js';
 import { storeFromEnv } from '../shared/node/local-s3.js';
 import { workerConfigFromEnv } from './config.js';
-import { createWorkerLogger, startWorker } from './worker.js';
+import { createStderrLogger } from '../shared/node/stderr-log.js';
+import { startWorker } from './worker.js';
 
 async function main(): Promise<void> {
-  const bootLog = createWorkerLogger();
+  const bootLog = createStderrLogger();
   let config;
   try {
     config = workerConfigFromEnv(process.env);
@@ -18,7 +19,7 @@ async function main(): Promise<void> {
     bootLog.error('worker.config-invalid', { error: e });
     process.exit(2);
   }
-  const log = createWorkerLogger(config.logLevel);
+  const log = createStderrLogger({ level: config.logLevel });
   const backend = await initNodeBackend({ log: (m) => log.info('backend', JSON.parse(m) as Record<string, unknown>) });
   const { store, close } = await storeFromEnv(process.env);
   const worker = startWorker({ store, config, logger: log, backend });
@@ -41,6 +42,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  createWorkerLogger().error('worker.crashed', { error: e });
+  createStderrLogger().error('worker.crashed', { error: e });
   process.exit(1);
 });

@@ -2,7 +2,8 @@ import type { ObjectStore } from '../shared/store/object-store.js';
 import { systemClock, type Clock } from '../shared/jobs/clock.js';
 import { claimNextJob, LeaseLostError } from '../shared/jobs/lease.js';
 import type { WorkerConfig } from './config.js';
-import { createJsonLogger, type Logger, type LogLevel } from '../shared/log.js';
+import type { Logger } from '../shared/log.js';
+import { createStderrLogger } from '../shared/node/stderr-log.js';
 import { runJob, type JobOutcome, type RunJobDeps } from './run-job.js';
 
 /**
@@ -35,15 +36,10 @@ const sleep = (ms: number, wake: { cancel?: () => void }): Promise<void> =>
     };
   });
 
-/** The worker's logs go to stderr: stdout is left for a command's result line. */
-export function createWorkerLogger(level?: LogLevel): Logger {
-  return createJsonLogger({ level, write: (line) => void process.stderr.write(line + '\n') });
-}
-
 export function startWorker(opts: WorkerOptions): RunningWorker {
   const { store, config } = opts;
   const clock = opts.clock ?? systemClock;
-  const log = (opts.logger ?? createWorkerLogger(config.logLevel)).child({ worker: config.workerId });
+  const log = (opts.logger ?? createStderrLogger({ level: config.logLevel })).child({ worker: config.workerId });
   let stopping: string | null = null;
   const wake: { cancel?: () => void } = {};
 

@@ -10,11 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { startApiServer } from '../api/server.js';
 import { ensureModelPublished } from './bundled-checkpoint.js';
 import { storeFromEnv } from '../shared/node/local-s3.js';
-import { createJsonLogger } from '../shared/log.js';
+import { createStderrLogger } from '../shared/node/stderr-log.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const logger = createJsonLogger({ write: (line) => void process.stderr.write(line + '\n'), base: { component: 'start' } });
+const logger = createStderrLogger({ base: { component: 'start' } });
 const log = (msg: string, fields: Record<string, unknown> = {}): void => logger.info(msg, fields);
 
 async function main(): Promise<void> {
