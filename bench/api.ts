@@ -216,10 +216,10 @@ async function startProfile(): Promise<(file: string) => Promise<void>> {
   };
 }
 
-/** CPU time (user + system, ms) of this process's main thread (Linux /proc; NaN elsewhere). */
-function mainThreadCpuMs(): number {
+/** CPU time (user + system, ms) from a Linux /proc task stat file; NaN where there is none. */
+function statCpuMs(path: string): number {
   try {
-    const s = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const s = readFileSync(path, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) * 10;
   } catch {
@@ -227,19 +227,18 @@ function mainThreadCpuMs(): number {
   }
 }
 
+/** CPU ms of this process's main thread. */
+const mainThreadCpuMs = (): number => statCpuMs(`/proc/self/task/${process.pid}/stat`);
+
 /** CPU ms per thread id (Linux), for BENCH_THREADS=1 diagnostics. */
 function threadCpu(): Map<string, number> {
-  const out = new Map<string, number>();
+  let tids: string[] = [];
   try {
-    for (const tid of readdirSync('/proc/self/task')) {
-      const s = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, (Number(f[11]) + Number(f[12])) * 10);
-    }
+    tids = readdirSync('/proc/self/task');
   } catch {
     // not Linux
   }
-  return out;
+  return new Map(tids.map((tid) => [tid, statCpuMs(`/proc/self/task/${tid}/stat`)]));
 }
 
 /** Sums and counts from /metrics: batch sizes, forward-pass seconds, and server-side embeddings latency. */
