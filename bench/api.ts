@@ -16,7 +16,7 @@
  * and a pool of model threads (one per core) kept busy with a batch each: the strictest baseline.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -328,13 +328,16 @@ async function main() {
         new Uint8Array(await sharp(Buffer.from(ds.images.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer()),
       ),
     );
+    const accessLog = openSync(join(dir, 'api.log'), 'a');
     const api = await startApiServer({
       env: {},
       store: s3.store,
       port: 0,
       initBackend: false,
       waitForModel: true,
-      logger: createJsonLogger({ level: 'warn' }),
+      // The access log stays on, as in a default deployment: one JSON line per request, written synchronously
+      // to a file (as console.log does when stdout is a file).
+      logger: createJsonLogger({ level: 'info', write: (line) => writeSync(accessLog, line + '\n') }),
       settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREADS, MODEL_THREAD_WASM_THREADS },
     });
     type Level = { eventLoopDelayMs: { mean: number; p99: number }; meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number; clientMeanMs: number; serverMeanMs: number; forwardMeanMs: number; cpuMsPerEmbedding: Record<string, number> };
@@ -405,6 +408,7 @@ async function main() {
       }
     } finally {
       await api.close();
+      closeSync(accessLog);
       await pool?.close();
       net.dispose();
       model.dispose();
@@ -422,6 +426,7 @@ async function main() {
         forward: net.path,
         batchMax: BATCH_MAX,
         batchWaitMs: BATCH_WAIT_MS,
+        accessLogLines: readFileSync(join(dir, 'api.log'), 'utf8').split('\n').filter((l) => l.includes('"msg":"request"')).length,
         modelThread: MODEL_THREAD === 'on' ? { threads: MODEL_THREADS, wasmThreads: MODEL_THREAD_WASM_THREADS } : 'off',
         // 1/5/15-minute load averages at start and end (2 cores: above 2 means other jobs shared the CPU).
         loadavg: { start: loadAtStart.map((x) => +x.toFixed(2)), end: loadavg().map((x) => +x.toFixed(2)) },

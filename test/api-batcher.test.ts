@@ -134,3 +134,73 @@ describe('MicroBatcher reservations', () => {
     expect(peak).toBe(1);
   });
 });
+
+describe('MicroBatcher with several batches at once', () => {
+  /** A batcher over `concurrency` slots whose batches take `ms`; records each batch and when it started. */
+  function slowBatcher(ms: number, maxWaitMs: number) {
+    const starts: { items: number[]; at: number }[] = [];
+    let running = 0;
+    let peak = 0;
+    const t0 = performance.now();
+    const b = new MicroBatcher<number, number>({
+      maxBatch: 64,
+      maxWaitMs,
+      concurrency: 2,
+      run: async (xs) => {
+        starts.push({ items: xs, at: performance.now() - t0 });
+        peak = Math.max(peak, ++running);
+        await new Promise((r) => setTimeout(r, ms));
+        running--;
+        return xs.map((x) => -x);
+      },
+    });
+    /** Submit through a reservation, as the API does (so a batch with everyone here may start at once). */
+    const send = (xs: number[]) => {
+      const slot = b.reserve(xs.length);
+      return slot.submitAll(xs).finally(() => slot.release());
+    };
+    return { b, send, starts, peak: () => peak };
+  }
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('a batch beside a running one gathers until it is as large as that one, then runs alongside it', async () => {
+    const { send, starts, peak } = slowBatcher(150, 1000);
+    const first = send([0, 1, 2, 3]); // nothing running: starts at once
+    await sleep(10);
+    const a = send([4]); // one item beside a batch of four: it waits for more
+    await sleep(10);
+    expect(starts).toHaveLength(1);
+    const b2 = send([5, 6, 7]); // now four: it starts beside the first
+    expect(await Promise.all([first, a, b2])).toEqual([[-0, -1, -2, -3], [-4], [-5, -6, -7]]);
+    expect(starts.map((s) => s.items)).toEqual([[0, 1, 2, 3], [4, 5, 6, 7]]);
+    expect(peak()).toBe(2);
+    expect(starts[1]!.at).toBeLessThan(100); // long before the first batch (150 ms) ended
+  });
+
+  it('a gathering batch starts when the running batch ends, or after maxWaitMs, whichever is first', async () => {
+    const ends = slowBatcher(80, 1000);
+    const first = ends.send([0, 1, 2, 3]);
+    await sleep(10);
+    await Promise.all([first, ends.send([4])]);
+    expect(ends.starts.map((s) => s.items)).toEqual([[0, 1, 2, 3], [4]]);
+    expect(ends.starts[1]!.at).toBeGreaterThanOrEqual(70); // waited for the first batch to finish…
+    expect(ends.starts[1]!.at).toBeLessThan(500); // …not for the 1 s window
+
+    const window = slowBatcher(400, 30);
+    const long = window.send([0, 1, 2, 3]);
+    await sleep(10);
+    await Promise.all([long, window.send([4])]);
+    expect(window.peak()).toBe(2);
+    expect(window.starts[1]!.at).toBeGreaterThanOrEqual(30);
+    expect(window.starts[1]!.at).toBeLessThan(300); // the window, not the 400 ms batch, ended the wait
+  });
+
+  it('maxWaitMs = 0 starts a batch beside a running one at once, whatever its size', async () => {
+    const { send, starts, peak } = slowBatcher(100, 0);
+    const first = send([0, 1, 2, 3]);
+    await sleep(10);
+    await Promise.all([first, send([4])]);
+    expect(peak()).toBe(2);
+    expect(starts[1]!.at).toBeLessThan(60);
+  });
+});
