@@ -10,8 +10,8 @@
  *
  * With concurrency > 1, a batch that could start while others are computing waits (up to maxWaitMs) until
  * it is as large as the average batch in flight: started eagerly, it would take whatever had just arrived
- * (a batch of 1 or 2 beside one of 10), and small batches cost more per item (a batch of 4 took ~15% more
- * compute per image than 8 or more in the bench). With nothing running it starts at once, so a lone
+ * (a batch of 1 or 2 beside one of 10), and small batches cost more per item (`npm run bench:batch`: a batch
+ * of 4 ran at 0.85 of the best rate, 8 and more at 0.90–1.00). With nothing running it starts at once, so a lone
  * request never waits; maxWaitMs = 0 turns the wait off.
  */
 export interface BatcherOptions<I, O> {

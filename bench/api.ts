@@ -29,7 +29,8 @@ import { publishCheckpoint } from '../shared/checkpoint/publish.js';
 import { modelToFiles } from '../shared/checkpoint/model-files.js';
 import { initNodeBackend } from '../shared/node/backend-node.js';
 import { servingForward, type ServingForward } from '../shared/model/serving-graph.js';
-import { startModelThread, type ModelThread } from '../shared/node/model-thread-client.js';
+import { startModelThread } from '../shared/node/model-thread-client.js';
+import { bareThreadThroughput, medianOf } from './bare.js';
 import { startModelThreadPool } from '../shared/node/model-thread-pool.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { startLocalS3 } from '../shared/node/local-s3.js';
@@ -85,23 +86,6 @@ function bareThroughput(net: ServingForward, batch: number, seconds: number): nu
   return rate;
 }
 
-/** `streams` batches kept in flight at once (1 for a single thread; the pool size for a pool). */
-async function bareThreadThroughput(t: ModelThread, batch: number, seconds: number, streams = 1): Promise<number> {
-  // forward transfers its input, so each call gets a copy of one random batch (a copy costs ~0.02 ms).
-  const template = new Float32Array(batch * 784).map(() => Math.random() - 0.5);
-  for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: streams }, () => t.forward(template.slice(), batch)));
-  let n = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: streams }, async () => {
-      while (performance.now() - t0 < seconds * 1000) {
-        await t.forward(template.slice(), batch);
-        n += batch;
-      }
-    }),
-  );
-  return n / ((performance.now() - t0) / 1000);
-}
 
 // The load generator: plain JS in a worker thread, one keep-alive TCP connection per concurrent client,
 // requests pre-encoded and responses parsed only as far as their length. On 2 shared cores every cycle the
@@ -221,8 +205,6 @@ async function startProfile(): Promise<(file: string) => Promise<void>> {
 function bestMedianBare(rounds: { bareBySetup: Record<string, number> }[]): number {
   return Math.max(...Object.keys(rounds[0]!.bareBySetup).map((k) => medianOf(rounds.map((r) => r.bareBySetup[k]!))));
 }
-
-const medianOf = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** CPU time (user + system, ms) from a Linux /proc task stat file; NaN where there is none. */
 function statCpuMs(path: string): number {

@@ -14,6 +14,7 @@ import { DEFAULT_CPU_MODEL, representationDim } from '../shared/model/config.js'
 import { createVicregNet } from '../shared/model/vicreg-net.js';
 import { initNodeBackend } from '../shared/node/backend-node.js';
 import { startModelThreadPool } from '../shared/node/model-thread-pool.js';
+import { bareThreadThroughput, medianOf } from './bare.js';
 
 const BATCHES = (process.env.BENCH_BATCHES ?? '1,2,4,8,16,32,64').split(',').map(Number);
 const REPS = Number(process.env.BENCH_REPS ?? 6);
@@ -22,35 +23,20 @@ const THREADS = Number(process.env.MODEL_THREADS ?? availableParallelism());
 async function main(): Promise<void> {
   const backend = await initNodeBackend({ force: 'wasm', threads: 1, env: {}, log: () => {} });
   const model = createVicregNet(DEFAULT_CPU_MODEL, 0).toLayersModel();
-  const [h, w, c] = [28, 28, 1] as const;
-  const files = { ...(await modelToFiles(model)), inputShape: [h, w, c] as [number, number, number], dimension: representationDim(DEFAULT_CPU_MODEL.backbone) };
+  const files = { ...(await modelToFiles(model)), inputShape: [28, 28, 1] as [number, number, number], dimension: representationDim(DEFAULT_CPU_MODEL.backbone) };
   model.dispose();
   const pool = await startModelThreadPool(files, THREADS, { backend: 'wasm', threads: 1, env: {} });
   const rates: Record<number, number[]> = {};
   try {
     for (let rep = 0; rep < REPS; rep++) {
       for (const b of BATCHES) {
-        // forward transfers its input, so every call gets a copy of one random batch.
-        const template = new Float32Array(b * h * w * c).map(() => Math.random() - 0.5);
-        await Promise.all(Array.from({ length: THREADS }, () => pool.forward(template.slice(), b)));
-        let n = 0;
-        const t0 = performance.now();
-        await Promise.all(
-          Array.from({ length: THREADS }, async () => {
-            while (performance.now() - t0 < 1000) {
-              await pool.forward(template.slice(), b);
-              n += b;
-            }
-          }),
-        );
-        (rates[b] ??= []).push(Math.round(n / ((performance.now() - t0) / 1000)));
+        (rates[b] ??= []).push(Math.round(await bareThreadThroughput(pool, b, 1, THREADS)));
       }
     }
   } finally {
     await pool.close();
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const medians = Object.fromEntries(BATCHES.map((b) => [b, median(rates[b]!)]));
+  const medians = Object.fromEntries(BATCHES.map((b) => [b, medianOf(rates[b]!)]));
   const best = Math.max(...Object.values(medians));
   for (const b of BATCHES) console.log(`batch ${String(b).padStart(3)}: median ${medians[b]} img/s (${(medians[b]! / best).toFixed(2)} of the best) over ${rates[b]!.join(', ')}`);
   console.log(JSON.stringify({ bench: 'batch', backend: backend.detail, tfBackend: tf.getBackend(), threads: THREADS, wasmThreadsEach: 1, reps: REPS, medianImgPerSec: medians, rates }));
