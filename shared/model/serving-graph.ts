@@ -31,14 +31,18 @@ function inboundNames(layer: tf.layers.Layer): string[] {
 
 /** Compile `model`; undefined if it uses a layer or setting this does not handle. */
 export function compileServingGraph(model: tf.LayersModel): ServingGraph | undefined {
+  // Weights copied before a later layer stops the compile are freed with it.
+  const owned: tf.Tensor[] = [];
   try {
-    return compile(model);
+    return compile(model, owned);
   } catch {
+    tf.dispose(owned);
     return undefined;
   }
 }
 
-function compile(model: tf.LayersModel): ServingGraph {
+/** Compiles `model`, putting every tensor it keeps in `owned` as soon as it exists. */
+function compile(model: tf.LayersModel, owned: tf.Tensor[]): ServingGraph {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('one input and one output only');
   const nodes = new Map<string, Node>();
   const consumers = new Map<string, number>();
@@ -57,7 +61,6 @@ function compile(model: tf.LayersModel): ServingGraph {
     return undefined;
   };
 
-  const owned: tf.Tensor[] = [];
   const steps: Step[] = [];
   const absorbed = new Set<string>();
   for (const { layer, inputs } of nodes.values()) {
@@ -97,23 +100,21 @@ function compile(model: tf.LayersModel): ServingGraph {
         if (convActivation !== 'linear' && convActivation !== 'relu') throw new Error(`conv ${conv.name}: activation ${convActivation}`);
         const dil = cc.dilationRate as number[] | number;
         if ((Array.isArray(dil) ? dil : [dil]).some((d) => d !== 1)) throw new Error('no dilation');
-        const [kernel, convBias] = conv.getWeights();
-        let w = kernel!.clone();
-        let b: tf.Tensor1D | undefined = convBias ? (convBias.clone() as tf.Tensor1D) : undefined;
+        const [kernel, convBias] = conv.getWeights() as [tf.Tensor4D, tf.Tensor1D | undefined];
         let last = conv.name;
         // A conv with its own ReLU ends the chain (a batch norm after it cannot be folded into it).
         const bnNode = convActivation === 'linear' ? next(last) : undefined;
-        if (bnNode && cls(bnNode.layer) === 'BatchNormalization') {
-          const { gamma, beta, mean, variance, epsilon } = batchNormParams(bnNode.layer);
-          const folded = tf.tidy(() => {
-            const scale = tf.div(gamma ?? tf.onesLike(mean), tf.sqrt(tf.add(variance, epsilon)));
-            const shift = tf.sub(beta ?? tf.zerosLike(mean), tf.mul(mean, scale));
-            return { w: tf.mul(w, scale), b: b ? tf.add(tf.mul(b, scale), shift) : shift };
-          });
-          tf.dispose([w, b]);
-          w = folded.w;
-          b = folded.b as tf.Tensor1D;
-          last = bnNode.layer.name;
+        const bn = bnNode && cls(bnNode.layer) === 'BatchNormalization' ? batchNormParams(bnNode.layer) : undefined;
+        const { w, b } = tf.tidy(() => {
+          if (!bn) return { w: kernel.clone(), b: convBias?.clone() };
+          const { gamma, beta, mean, variance, epsilon } = bn;
+          const scale = tf.div(gamma ?? tf.onesLike(mean), tf.sqrt(tf.add(variance, epsilon)));
+          const shift = tf.sub(beta ?? tf.zerosLike(mean), tf.mul(mean, scale));
+          return { w: tf.mul(kernel, scale) as tf.Tensor4D, b: (convBias ? tf.add(tf.mul(convBias, scale), shift) : shift) as tf.Tensor1D };
+        });
+        owned.push(w, ...(b ? [b] : []));
+        if (bn) {
+          last = bnNode!.layer.name;
           absorbed.add(last);
         }
         let activation: 'relu' | 'linear' = convActivation;
@@ -123,14 +124,11 @@ function compile(model: tf.LayersModel): ServingGraph {
           last = reluNode.layer.name;
           absorbed.add(last);
         }
-        owned.push(w, ...(b ? [b] : []));
         const strides = cc.strides as [number, number];
         const explicit: 'same' | [[number, number], [number, number], [number, number], [number, number]] =
           cc.padding === 'same' ? 'same' : [[0, 0], pad[0], pad[1], [0, 0]];
-        const filter = w as tf.Tensor4D;
-        const bias = b;
         const out = last;
-        steps.push((v) => v.set(out, tf.fused.conv2d({ x: v.get(src) as tf.Tensor4D, filter, strides, pad: explicit, bias, activation })));
+        steps.push((v) => v.set(out, tf.fused.conv2d({ x: v.get(src) as tf.Tensor4D, filter: w, strides, pad: explicit, bias: b, activation })));
         break;
       }
       case 'BatchNormalization': {
