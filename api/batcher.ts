@@ -132,26 +132,38 @@ export class MicroBatcher<I, O> {
     }
     // A free slot and a full batch (or an arrived burst) left over: start it too.
     if (this.queue.length > 0) this.schedule();
-    settled
-      .then(
-        (outs) => {
+    // The slot is handed on before this batch's callers are answered: they go on to write their responses,
+    // and the next batch should not wait for that with a model thread idle.
+    const finish = () => {
+      this.running--;
+      this.runningItems -= batch.length;
+      this.next();
+    };
+    settled.then(
+      (outs) => {
+        finish();
+        try {
           if (outs.length !== batch.length) throw new Error(`batch function returned ${outs.length} results for ${batch.length} items`);
           this.opts.onBatch?.(batch.length, Date.now() - started);
-          batch.forEach((p, i) => p.resolve(outs[i]!));
-        },
-        (err) => batch.forEach((p) => p.reject(err)),
-      )
-      .catch((err) => batch.forEach((p) => p.reject(err)))
-      .finally(() => {
-        this.running--;
-        this.runningItems -= batch.length;
-        // Whatever queued while every slot was busy has already waited a whole batch: run it now, unless
-        // reserved items are still being prepared, or it is still smaller than the batches computing, in
-        // which case give it up to one more window.
-        if (this.queue.length > 0) {
-          if (this.expected > 0 || this.gathering()) this.schedule();
-          else this.fire();
+        } catch (err) {
+          batch.forEach((p) => p.reject(err));
+          return;
         }
-      });
+        batch.forEach((p, i) => p.resolve(outs[i]!));
+      },
+      (err) => {
+        finish();
+        batch.forEach((p) => p.reject(err));
+      },
+    );
+  }
+
+  /** After a batch settles: whatever queued while every slot was busy has already waited a whole batch, so
+   * run it now, unless reserved items are still being prepared, or it is still smaller than the batches
+   * computing, in which case give it up to one more window. */
+  private next(): void {
+    if (this.queue.length === 0) return;
+    if (this.expected > 0 || this.gathering()) this.schedule();
+    else this.fire();
   }
 }

@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../shared/jobs/clock.js';
 import { BackendEnv, initNodeBackend } from '../shared/node/backend-node.js';
+import { setCpuScheduling } from '../shared/node/cpu-scheduling.js';
 import { createImageDecoder } from '../shared/node/image-decode.js';
 import { s3ConfigFromEnv } from '../shared/store/config.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
@@ -44,6 +45,11 @@ export const ApiEnv = z.object({
   MODEL_THREADS: int('MODEL_THREADS', 1, 64).default(() => Math.max(1, availableParallelism())),
   /** wasm threads inside each model thread (1: the pool, not pthreads, spreads work over the cores). */
   MODEL_THREAD_WASM_THREADS: int('MODEL_THREAD_WASM_THREADS', 1, 64).default(1),
+  /**
+   * 'batch': every thread of the server runs under Linux's SCHED_BATCH (a waking thread does not preempt a
+   * running forward pass; shared/node/cpu-scheduling.ts); 'normal': the policy is left as the process started.
+   */
+  CPU_SCHEDULING: z.enum(['batch', 'normal'], { error: "CPU_SCHEDULING must be 'batch' or 'normal'" }).default('batch'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 export type ApiEnv = z.output<typeof ApiEnv>;
@@ -95,6 +101,12 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
   const settings = { ...parseApiEnv(env), ...opts.settings };
   const logger = opts.logger ?? createJsonLogger({ level: settings.LOG_LEVEL as LogLevel });
   const threaded = settings.MODEL_THREAD === 'on';
+  // Before any model thread starts, so they inherit it.
+  if (settings.CPU_SCHEDULING === 'batch') {
+    const sched = await setCpuScheduling('batch');
+    if (sched.applied) logger.info('CPU scheduling: SCHED_BATCH on every thread');
+    else logger.warn('CPU scheduling left as it was', { reason: sched.reason });
+  }
   // With a model thread, this thread's backend only loads checkpoints to verify them: one wasm thread is plenty.
   if (opts.initBackend ?? true)
     await initNodeBackend({ env, ...(threaded ? { threads: 1 } : {}), log: (m) => logger.info('compute backend', { detail: m }) });

@@ -21,6 +21,28 @@ describe('MicroBatcher', () => {
     expect(batches.length).toBe(3);
   });
 
+  it('hands the slot to the next batch before answering the finished one (the model thread does not wait for responses)', async () => {
+    const releases: (() => void)[] = [];
+    let started = 0;
+    const b = new MicroBatcher<number, number>({
+      maxBatch: 1,
+      maxWaitMs: 1,
+      run: (xs) => {
+        started++;
+        return new Promise((r) => releases.push(() => r(xs)));
+      },
+    });
+    const first = b.submit(1);
+    const second = b.submit(2); // queued: the only slot is busy
+    expect(started).toBe(1);
+    // What the first caller sees the moment its answer arrives: has the second batch already started?
+    const seenByFirst = first.then(() => started);
+    releases[0]!();
+    expect(await seenByFirst).toBe(2);
+    releases[1]!();
+    expect(await second).toBe(2);
+  });
+
   it('a lone item runs after maxWaitMs, not later', async () => {
     const b = new MicroBatcher<number, number>({ maxBatch: 64, maxWaitMs: 30, run: async (xs) => xs });
     const t0 = performance.now();

@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
+import { readdirSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageDataset } from '../shared/data/dataset.js';
+import { threadSchedulingPolicy } from '../shared/node/cpu-scheduling.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { createMemoryLogger } from '../shared/log.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
@@ -89,6 +91,11 @@ describe('ops', () => {
     expect(p.detail).toMatch(/GET is not allowed/);
     expect((await fetch(url('/v1/images/abc'), { method: 'PUT', body: 'x' })).status).toBe(405);
   });
+  it.skipIf(process.platform !== 'linux')('runs every thread, model threads included, under SCHED_BATCH (CPU_SCHEDULING default)', () => {
+    const tids = readdirSync(`/proc/${process.pid}/task`).map(Number);
+    expect(tids.length).toBeGreaterThan(2);
+    expect(new Set(tids.map((t) => threadSchedulingPolicy(process.pid, t)))).toEqual(new Set(['batch']));
+  });
 });
 
 describe('embeddings', () => {
@@ -98,7 +105,11 @@ describe('embeddings', () => {
     const raw = await post('/v1/embeddings', a, 'image/png');
     expect(raw.status).toBe(200);
     expect(raw.headers.get('x-model-version')).toBe(version);
-    const rawBody = (await raw.json()) as { model: { version: string }; dimension: number; data: { index: number; embedding: number[] }[] };
+    const rawText = await raw.text();
+    const rawBody = JSON.parse(rawText) as { model: { version: string }; dimension: number; data: { index: number; embedding: number[] }[] };
+    expect(raw.headers.get('content-type')).toMatch(/^application\/json/);
+    // Printed at float32 precision (at most 9 significant digits), not as float64's up to 17.
+    expect(rawText).not.toMatch(/[1-9]\d{9,}/);
     expect(rawBody.model.version).toBe(version);
     expect(rawBody.dimension).toBe(DIM);
     expect(rawBody.data[0]!.embedding).toHaveLength(DIM);

@@ -1,5 +1,6 @@
 import { knnVote } from '../../shared/eval/knn.js';
 import { IndexDimensionError } from '../../shared/index/vector-index.js';
+import { float32ArrayJson } from '../../shared/util/float32-json.js';
 import type { AppDeps, App } from '../context.js';
 import { bodyKind, formBody, formImages, fromBase64, jsonBody, prepare, rawBody, type RawImage } from '../input.js';
 import { ApiError, badRequest, conflict, fromZod, notFound } from '../problem.js';
@@ -58,13 +59,16 @@ export function registerInference(app: App, deps: AppDeps): void {
         const ok = prepared.filter((p): p is Float32Array => p instanceof Float32Array);
         const vectors = await slot.submitAll(ok);
         let j = 0;
+        // Written by hand so the vectors print at float32 precision (shared/util/float32-json.ts): the same
+        // JSON as EmbeddingsResponse describes, ~40% shorter than JSON.stringify's float64 digits.
         const data = prepared.map((p, index) =>
           p instanceof ApiError
-            ? { index, error: p.toProblem(undefined, c.get('requestId')) }
-            : { index, embedding: Array.from(vectors[j++]!) },
+            ? JSON.stringify({ index, error: p.toProblem(undefined, c.get('requestId')) })
+            : `{"index":${index},"embedding":${float32ArrayJson(vectors[j++]!)}}`,
         );
         c.header('X-Model-Version', pair.version);
-        return c.json({ model: { version: pair.version }, dimension: pair.model.dimension, data });
+        const model = JSON.stringify({ version: pair.version });
+        return c.body(`{"model":${model},"dimension":${pair.model.dimension},"data":[${data.join(',')}]}`, 200, { 'Content-Type': 'application/json' });
       } finally {
         slot.release();
         release();
