@@ -5,10 +5,15 @@
  * a worker thread (so the load generator does not share the server's event loop) with raw PNG
  * Fashion-MNIST images at concurrency 1, 8 and 32. Prints embeddings/s and p50/p99 latency per level,
  * the bare model's forward throughput at the API's batch size, and a last line of JSON with the ratio.
- * The bar: at concurrency 32 the API reaches ≥ 70% of the bare model's throughput (overhead < 30%). The top level
- * runs BENCH_ROUNDS times (default 5), each right after a fresh bare measurement of every candidate setup
- * (the best is that round's baseline), because this machine's speed drifts by up to 2× within an hour; the
- * median round's ratio is the result. The access log is on, written to a file.
+ * The bar: at concurrency 32 the API reaches ≥ 70% of the bare model's throughput (overhead < 30%). This
+ * machine's speed jumps by a third within a minute, so the top level is sampled in BENCH_ROUNDS short
+ * rounds (default 10), each a fresh bare measurement of every candidate setup (BENCH_BARE_SECONDS each,
+ * default 1) followed by BENCH_TOP_SECONDS (default 3) of API load, after one unmeasured JIT warm-up at that
+ * concurrency. Printed: the median round's paired ratio (API / best setup just before it), ratioOfMedians,
+ * and ratioPooled (all API seconds over all of the best setup's seconds, sampled over the same minutes);
+ * `pass` needs both the median paired ratio and the pooled ratio at the bar. The access log is on, written
+ * to a file; the load generator is one thread for the whole run (a fresh one per round would JIT-compile
+ * its code inside the measured window).
  *
  * Options (env): BENCH_SECONDS (per level, default 6), BENCH_LEVELS (default 1,8,32), BATCH_MAX,
  * BATCH_WAIT_MS, MODEL_THREAD (on|off, default on), MODEL_THREADS (pool size, default: cores),
@@ -99,7 +104,7 @@ const LOADGEN = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const net = require('node:net');
-const { url, images, concurrency, seconds, warmupSeconds } = workerData;
+const { url, images } = workerData;
 // This thread's CPU time (Linux), so the load generator's share of the 2 cores can be told apart.
 function threadCpuMs() {
   try {
@@ -148,7 +153,9 @@ function connection() {
     close: () => sock.destroy(),
   };
 }
-(async () => {
+// One run per message, so the thread (and its JIT-compiled code) lives across levels and rounds: a fresh
+// thread per round would compile its code on V8's helper threads inside the measured window.
+parentPort.on('message', async ({ concurrency, seconds, warmupSeconds }) => {
   const lat = [];
   let errors = 0, done = 0, cpuAtWarm = NaN;
   setTimeout(() => { cpuAtWarm = threadCpuMs(); }, warmupSeconds * 1000);
@@ -176,18 +183,26 @@ function connection() {
   }));
   const cpuMs = threadCpuMs() - cpuAtWarm;
   parentPort.postMessage({ lat, errors, done, cpuMs });
-})();
+});
 `;
 
-function runLoad(url: string, images: Uint8Array[], concurrency: number, seconds: number, warmupSeconds: number) {
-  return new Promise<{ lat: number[]; errors: number; done: number; cpuMs: number }>((resolve, reject) => {
-    const w = new Worker(LOADGEN, { eval: true, workerData: { url, images, concurrency, seconds, warmupSeconds } });
-    w.once('message', (m) => {
-      resolve(m as { lat: number[]; errors: number; done: number; cpuMs: number });
-      void w.terminate();
-    });
-    w.once('error', reject);
-  });
+type LoadResult = { lat: number[]; errors: number; done: number; cpuMs: number };
+
+/** The load generator thread: `run` drives `concurrency` clients for `seconds` after `warmupSeconds`. */
+function startLoadGenerator(url: string, images: Uint8Array[]) {
+  const w = new Worker(LOADGEN, { eval: true, workerData: { url, images } });
+  let failed: Error | null = null;
+  w.on('error', (err) => (failed = err));
+  return {
+    run: (concurrency: number, seconds: number, warmupSeconds: number) =>
+      new Promise<LoadResult>((resolve, reject) => {
+        if (failed) return reject(failed);
+        w.once('message', (m) => resolve(m as LoadResult));
+        w.once('error', reject);
+        w.postMessage({ concurrency, seconds, warmupSeconds });
+      }),
+    close: () => w.terminate(),
+  };
 }
 
 /** BENCH_PROFILE=prefix: a V8 CPU profile of the server's (main) thread per level, for chrome://inspect. */
@@ -343,6 +358,7 @@ async function main() {
       logger: createJsonLogger({ level: 'info', write: (line) => writeSync(accessLog, line + '\n') }),
       settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREADS, MODEL_THREAD_WASM_THREADS },
     });
+    const load = startLoadGenerator(`${api.url}/v1/embeddings`, images);
     type Level = { eventLoopDelayMs: { mean: number; p99: number }; meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number; clientMeanMs: number; serverMeanMs: number; forwardMeanMs: number; cpuMsPerEmbedding: Record<string, number> };
     const results: Record<string, Level> = {};
     const measureLevel = async (c: number, seconds = SECONDS, warmupSeconds = 1): Promise<Level> => {
@@ -359,7 +375,7 @@ async function main() {
       }, warmupSeconds * 1000);
       const lag = monitorEventLoopDelay({ resolution: 1 });
       lag.enable();
-      const r = await runLoad(`${api.url}/v1/embeddings`, images, c, seconds, warmupSeconds);
+      const r = await load.run(c, seconds, warmupSeconds);
       lag.disable();
       clearTimeout(warm);
       const cpu = process.cpuUsage(cpu0);
@@ -403,7 +419,7 @@ async function main() {
       // The top level in rounds, each right after a fresh bare measurement of the best setup: the API is
       // compared with the model as fast as the machine was at that moment, and the median round is reported.
       // Not measured: the top level's code paths get optimised by the JIT once, as in a server that has run a while.
-      await runLoad(`${api.url}/v1/embeddings`, images, top, 4, 0);
+      await load.run(top, 4, 0);
       for (let i = 0; i < ROUNDS; i++) {
         const bareBySetup = await bareAgain(BARE_SECONDS);
         const bareNow = Math.max(...Object.values(bareBySetup));
@@ -413,6 +429,7 @@ async function main() {
         topLevels.push(level);
       }
     } finally {
+      await load.close();
       await api.close();
       closeSync(accessLog);
       await pool?.close();
@@ -425,6 +442,7 @@ async function main() {
     // The table's top level is the median round's.
     results[`c${top}`] = topLevels[rounds.indexOf(median)]!;
     const ratio = median.ratio;
+    const pooled = meanOf(rounds.map((r) => r.embeddingsPerSec)) / bestBare(rounds, meanOf);
     console.log(
       JSON.stringify({
         bench: 'api',
@@ -447,12 +465,13 @@ async function main() {
         // Less sensitive to one lucky bare measurement: the median API rate over the best setup's median.
         ratioOfMedians: +(medianOf(rounds.map((r) => r.embeddingsPerSec)) / bestBare(rounds, medianOf)).toFixed(3),
         // Pooled: all the API's top-level seconds over all of the best setup's seconds, sampled over the same minutes.
-        ratioPooled: +(meanOf(rounds.map((r) => r.embeddingsPerSec)) / bestBare(rounds, meanOf)).toFixed(3),
+        ratioPooled: +pooled.toFixed(3),
         // The strictest reading: the median round's API rate over the best bare figure of the whole run.
         ratioVsBestBareOfRun: +(median.embeddingsPerSec / Math.max(bare, ...rounds.map((r) => r.bareImgPerSec))).toFixed(3),
         overhead: +(1 - ratio).toFixed(3),
         bar: 'overhead < 0.30 at concurrency 32',
-        pass: 1 - ratio < 0.3,
+        // Both readings must clear the bar.
+        pass: 1 - ratio < 0.3 && 1 - pooled < 0.3,
       }),
     );
   } finally {
