@@ -39,6 +39,7 @@ import { bareThreadThroughput, medianOf } from './bare.js';
 import { startModelThreadPool } from '../shared/node/model-thread-pool.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { startLocalS3 } from '../shared/node/local-s3.js';
+import { procStatFields, statField } from '../shared/node/proc-stat.js';
 import { createJsonLogger } from '../shared/log.js';
 import { startApiServer } from '../api/server.js';
 
@@ -192,13 +193,17 @@ type LoadResult = { lat: number[]; errors: number; done: number; cpuMs: number }
 function startLoadGenerator(url: string, images: Uint8Array[]) {
   const w = new Worker(LOADGEN, { eval: true, workerData: { url, images } });
   let failed: Error | null = null;
-  w.on('error', (err) => (failed = err));
+  let current: { resolve: (r: LoadResult) => void; reject: (e: Error) => void } | null = null;
+  w.on('message', (m) => current?.resolve(m as LoadResult));
+  w.on('error', (err) => {
+    failed = err;
+    current?.reject(err);
+  });
   return {
     run: (concurrency: number, seconds: number, warmupSeconds: number) =>
       new Promise<LoadResult>((resolve, reject) => {
         if (failed) return reject(failed);
-        w.once('message', (m) => resolve(m as LoadResult));
-        w.once('error', reject);
+        current = { resolve, reject };
         w.postMessage({ concurrency, seconds, warmupSeconds });
       }),
     close: () => w.terminate(),
@@ -228,13 +233,9 @@ const meanOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.leng
 
 /** CPU time (user + system, ms) from a Linux /proc task stat file; NaN where there is none. */
 function statCpuMs(path: string): number {
-  try {
-    const s = readFileSync(path, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return NaN;
-  }
+  const f = procStatFields(path);
+  // utime and stime, in clock ticks of 10 ms.
+  return f ? (statField(f, 14) + statField(f, 15)) * 10 : NaN;
 }
 
 /** CPU ms of this process's main thread. */

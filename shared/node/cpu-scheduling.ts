@@ -7,7 +7,7 @@
  * started later inherit the policy.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { procStatFields, statField } from './proc-stat.js';
 
 export type CpuScheduling = 'batch' | 'normal';
 
@@ -34,13 +34,8 @@ const POLICY_NAMES: Record<number, string> = { 0: 'normal', 1: 'fifo', 2: 'rr', 
 
 /** The scheduling policy of thread `tid` of process `pid` ('normal', 'batch', …), from /proc; null off Linux. */
 export function threadSchedulingPolicy(pid: number, tid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    // Fields after the command name (which may contain spaces); the policy is field 41 of stat(5).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const policy = Number(fields[41 - 3]);
-    return POLICY_NAMES[policy] ?? `policy ${policy}`;
-  } catch {
-    return null;
-  }
+  const fields = procStatFields(`/proc/${pid}/task/${tid}/stat`);
+  if (!fields) return null;
+  const policy = statField(fields, 41);
+  return POLICY_NAMES[policy] ?? `policy ${policy}`;
 }
