@@ -166,7 +166,14 @@ function unfilter(src: Uint8Array, w: number, h: number, bpp: number): Uint8Arra
 function toTarget(raw: Raw, n: number, channels: 1 | 3, bg: { r: number; g: number; b: number }): Uint8Array {
   const { data, samples, colourType, palette, paletteAlpha } = raw;
   if (colourType === 0 && channels === 1) return data; // grey to grey: the unfiltered rows are the answer
+  if (colourType === 2 && channels === 3) return data; // RGB to RGB: likewise
   const out = new Uint8Array(n * channels);
+  if (colourType === 2) {
+    // RGB to grey, the commonest conversion (encoders often write grey images as RGB), without the
+    // general loop's per-pixel branching: same weights and rounding as below.
+    for (let i = 0, o = 0; i < n; i++, o += 3) out[i] = Math.round(0.299 * data[o]! + 0.587 * data[o + 1]! + 0.114 * data[o + 2]!);
+    return out;
+  }
   const bgGrey = Math.round(0.299 * bg.r + 0.587 * bg.g + 0.114 * bg.b);
   const blend = (v: number, a: number, back: number) => Math.round((v * a + back * (255 - a)) / 255);
   for (let i = 0; i < n; i++) {
