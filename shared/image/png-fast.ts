@@ -163,6 +163,9 @@ function unfilter(src: Uint8Array, w: number, h: number, bpp: number): Uint8Arra
 }
 
 /** Flattened onto the background, then converted to the target channels (ITU-R 601 luma for grey). */
+/** Grey level of an RGB pixel: Rec. 601 weights, rounded (as the full decoder converts). */
+const luma = (r: number, g: number, b: number): number => Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+
 function toTarget(raw: Raw, n: number, channels: 1 | 3, bg: { r: number; g: number; b: number }): Uint8Array {
   const { data, samples, colourType, palette, paletteAlpha } = raw;
   if (colourType === 0 && channels === 1) return data; // grey to grey: the unfiltered rows are the answer
@@ -170,11 +173,11 @@ function toTarget(raw: Raw, n: number, channels: 1 | 3, bg: { r: number; g: numb
   const out = new Uint8Array(n * channels);
   if (colourType === 2) {
     // RGB to grey, the commonest conversion (encoders often write grey images as RGB), without the
-    // general loop's per-pixel branching: same weights and rounding as below.
-    for (let i = 0, o = 0; i < n; i++, o += 3) out[i] = Math.round(0.299 * data[o]! + 0.587 * data[o + 1]! + 0.114 * data[o + 2]!);
+    // general loop's per-pixel branching.
+    for (let i = 0, o = 0; i < n; i++, o += 3) out[i] = luma(data[o]!, data[o + 1]!, data[o + 2]!);
     return out;
   }
-  const bgGrey = Math.round(0.299 * bg.r + 0.587 * bg.g + 0.114 * bg.b);
+  const bgGrey = luma(bg.r, bg.g, bg.b);
   const blend = (v: number, a: number, back: number) => Math.round((v * a + back * (255 - a)) / 255);
   for (let i = 0; i < n; i++) {
     let r: number, g: number, b: number;
@@ -214,7 +217,7 @@ function toTarget(raw: Raw, n: number, channels: 1 | 3, bg: { r: number; g: numb
         b = blend(b, a, bg.b);
       }
     }
-    if (channels === 1) out[i] = grey ?? Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+    if (channels === 1) out[i] = grey ?? luma(r, g, b);
     else {
       out[i * 3] = r;
       out[i * 3 + 1] = g;
