@@ -162,10 +162,10 @@ function unfilter(src: Uint8Array, w: number, h: number, bpp: number): Uint8Arra
   return out;
 }
 
-/** Flattened onto the background, then converted to the target channels (ITU-R 601 luma for grey). */
 /** Grey level of an RGB pixel: Rec. 601 weights, rounded (as the full decoder converts). */
 const luma = (r: number, g: number, b: number): number => Math.round(0.299 * r + 0.587 * g + 0.114 * b);
 
+/** Flattened onto the background, then converted to the target channels (ITU-R 601 luma for grey). */
 function toTarget(raw: Raw, n: number, channels: 1 | 3, bg: { r: number; g: number; b: number }): Uint8Array {
   const { data, samples, colourType, palette, paletteAlpha } = raw;
   if (colourType === 0 && channels === 1) return data; // grey to grey: the unfiltered rows are the answer

@@ -6,7 +6,7 @@
  * here. test/float32-json.test.ts checks the round trip bit for bit over every exponent.
  */
 
-/** `[v0,v1,…]`: non-finite values as null (as JSON.stringify does), -0 as 0. */
+/** `[v0,v1,…]` of float32 values (a Float32Array's): non-finite values as null (as JSON.stringify does), -0 as 0. */
 export function float32ArrayJson(v: ArrayLike<number>): string {
   // Longest value: "-1.23456789e-45" (15 bytes) plus a comma. The scratch buffer is reused up to 64 kB.
   const need = v.length * 16 + 2;
@@ -58,7 +58,6 @@ function writeFloat32(buf: Uint8Array, p: number, x: number): number {
   let m = scaled(x, 8 - e);
   if (m >= 999_999_999.5) m = scaled(x, 8 - ++e);
   else if (m < 99_999_999.5) m = scaled(x, 8 - --e);
-  if (m >= 999_999_999.5) m = scaled(x, 8 - ++e);
   // Nine significant digits, most significant first, trailing zeros dropped.
   let mantissa = Math.round(m) | 0;
   for (let i = 8; i >= 0; i--) {
