@@ -8,9 +8,11 @@
  * The bar: at concurrency 32 the API reaches ≥ 70% of the bare model's throughput (overhead < 30%). This
  * machine's speed jumps by a third within a minute, so the top level is sampled in BENCH_ROUNDS short
  * rounds (default 10), each a fresh bare measurement of every candidate setup (BENCH_BARE_SECONDS each,
- * default 1) followed by BENCH_TOP_SECONDS (default 3) of API load, after one unmeasured JIT warm-up at that
- * concurrency. Printed: the median round's paired ratio (API / best setup just before it), ratioOfMedians,
- * and ratioPooled (all API seconds over all of the best setup's seconds, sampled over the same minutes);
+ * default 1) followed by BENCH_TOP_SECONDS (default 3) of API load, after an unmeasured JIT warm-up of the API
+ * at that concurrency (BENCH_WARMUP_SECONDS, default 30) and of every bare setup (5 s each). Printed: the
+ * median round's paired ratio (API / best setup just before it), ratioOfMedians, ratioPooled (all API
+ * seconds over all of the best setup's seconds, sampled over the same minutes), and both per CPU second the
+ * hypervisor left this VM (perUnstolenCpu: its steal share swings from 0 to over half within a minute);
  * `pass` needs both the median paired ratio and the pooled ratio at the bar. The access log is on, written
  * to a file; the load generator is one thread for the whole run (a fresh one per round would JIT-compile
  * its code inside the measured window).
@@ -39,7 +41,7 @@ import { bareThreadThroughput, medianOf } from './bare.js';
 import { startModelThreadPool } from '../shared/node/model-thread-pool.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { startLocalS3 } from '../shared/node/local-s3.js';
-import { procStatFields, statField } from '../shared/node/proc-stat.js';
+import { cpuShares, procStatFields, statField, systemCpu, type SystemCpu } from '../shared/node/proc-stat.js';
 import { createJsonLogger } from '../shared/log.js';
 import { startApiServer } from '../api/server.js';
 
@@ -50,6 +52,7 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 10));
 // minutes (this machine's speed jumps by a third within a minute): API seconds and bare seconds per setup.
 const TOP_SECONDS = Number(process.env.BENCH_TOP_SECONDS ?? 3);
 const BARE_SECONDS = Number(process.env.BENCH_BARE_SECONDS ?? 1);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 30);
 const BATCH_MAX = Number(process.env.BATCH_MAX ?? 64);
 const BATCH_WAIT_MS = Number(process.env.BATCH_WAIT_MS ?? 5);
 const MODEL_THREAD = process.env.MODEL_THREAD === 'off' ? 'off' : 'on';
@@ -80,10 +83,11 @@ async function backbone(): Promise<{ model: tf.LayersModel; name: string; dim: n
 }
 
 /** The forward pass the API serves with (shared/model/serving-graph.ts: the compiled graph when it agrees). */
-function bareThroughput(net: ServingForward, batch: number, seconds: number): number {
+function bareThroughput(net: ServingForward, batch: number, seconds: number, onStart?: () => void): number {
   const x = tf.randomNormal([batch, 28, 28, 1]) as tf.Tensor4D;
   for (let i = 0; i < 3; i++) tf.dispose(net.run(x).dataSync());
   let n = 0;
+  onStart?.();
   const t0 = performance.now();
   while (performance.now() - t0 < seconds * 1000) {
     const y = net.run(x);
@@ -226,10 +230,29 @@ async function startProfile(): Promise<(file: string) => Promise<void>> {
 }
 
 /** The best setup's rate over the rounds, by `stat` (median, or mean: the pooled rate, as rounds are equally long). */
-function bestBare(rounds: { bareBySetup: Record<string, number> }[], stat: (xs: number[]) => number): number {
-  return Math.max(...Object.keys(rounds[0]!.bareBySetup).map((k) => stat(rounds.map((r) => r.bareBySetup[k]!))));
+function bestBare(bySetup: Record<string, number>[], stat: (xs: number[]) => number): number {
+  return Math.max(...Object.keys(bySetup[0]!).map((k) => stat(bySetup.map((r) => r[k]!))));
 }
 const meanOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * A measurement's rate with the machine's CPU shares over its timed window (`measure` calls `onStart` when
+ * the window opens). This VM's hypervisor takes from 0 to over half of its CPU time for other guests
+ * (steal, in /proc/stat) from one second to the next: the main source of the bench's noise.
+ */
+async function withCpuShares(measure: (onStart: () => void) => number | Promise<number>): Promise<{ rate: number; shares: SystemCpu | null }> {
+  let start: SystemCpu | null = null;
+  const rate = await measure(() => {
+    start = systemCpu();
+  });
+  const end = systemCpu();
+  return { rate, shares: start && end ? cpuShares(start, end) : null };
+}
+
+const roundShares = (s: SystemCpu): SystemCpu => ({ busy: +s.busy.toFixed(3), idle: +s.idle.toFixed(3), steal: +s.steal.toFixed(3) });
+
+/** A rate per CPU second the VM actually had: the rate over the share not stolen by the hypervisor. */
+const unstolen = (rate: number, shares: SystemCpu | null): number => (shares ? rate / Math.max(0.05, 1 - shares.steal) : rate);
 
 /** CPU time (user + system, ms) from a Linux /proc task stat file; NaN where there is none. */
 function statCpuMs(path: string): number {
@@ -333,11 +356,12 @@ async function main() {
     // changes from minute to minute). The 2-wasm-thread model thread stays up between rounds (idle while
     // the API is measured), so it is as warm as the pool.
     const wasm2 = await startModelThread(threadFiles, { backend: 'wasm', threads: 2, env: {} });
-    const bareAgain = async (seconds: number): Promise<Record<string, number>> => {
-      const by: Record<string, number> = {};
-      if (pool) by.pool = Math.round(await bareThreadThroughput(pool, BATCH_MAX, seconds, poolSize));
-      by.modelThread = Math.round(await bareThreadThroughput(wasm2, BATCH_MAX, seconds));
-      by.mainThread = Math.round(bareThroughput(net, BATCH_MAX, seconds));
+    type Setups = Record<string, { rate: number; shares: SystemCpu | null }>;
+    const bareAgain = async (seconds: number): Promise<Setups> => {
+      const by: Setups = {};
+      if (pool) by.pool = await withCpuShares((onStart) => bareThreadThroughput(pool, BATCH_MAX, seconds, poolSize, onStart));
+      by.modelThread = await withCpuShares((onStart) => bareThreadThroughput(wasm2, BATCH_MAX, seconds, 1, onStart));
+      by.mainThread = await withCpuShares((onStart) => bareThroughput(net, BATCH_MAX, seconds, onStart));
       return by;
     };
 
@@ -360,7 +384,7 @@ async function main() {
       settings: { BATCH_MAX, BATCH_WAIT_MS, POLL_INTERVAL_MS: 60_000, MODEL_THREAD, MODEL_THREADS, MODEL_THREAD_WASM_THREADS },
     });
     const load = startLoadGenerator(`${api.url}/v1/embeddings`, images);
-    type Level = { eventLoopDelayMs: { mean: number; p99: number }; meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number; clientMeanMs: number; serverMeanMs: number; forwardMeanMs: number; cpuMsPerEmbedding: Record<string, number> };
+    type Level = { eventLoopDelayMs: { mean: number; p99: number }; meanBatch: number; embeddingsPerSec: number; p50ms: number; p99ms: number; errors: number; clientMeanMs: number; serverMeanMs: number; forwardMeanMs: number; cpuMsPerEmbedding: Record<string, number>; machineCpuShares: SystemCpu | null };
     const results: Record<string, Level> = {};
     const measureLevel = async (c: number, seconds = SECONDS, warmupSeconds = 1): Promise<Level> => {
       const before = batchStats(await (await fetch(`${api.url}/metrics`)).text());
@@ -369,14 +393,17 @@ async function main() {
       let cpu0 = process.cpuUsage();
       let main0 = mainThreadCpuMs();
       let threads0 = threadCpu();
+      let machine0 = systemCpu();
       const warm = setTimeout(() => {
         cpu0 = process.cpuUsage();
         main0 = mainThreadCpuMs();
         threads0 = threadCpu();
+        machine0 = systemCpu();
       }, warmupSeconds * 1000);
       const lag = monitorEventLoopDelay({ resolution: 1 });
       lag.enable();
       const r = await load.run(c, seconds, warmupSeconds);
+      const machine1 = systemCpu();
       lag.disable();
       clearTimeout(warm);
       const cpu = process.cpuUsage(cpu0);
@@ -408,25 +435,55 @@ async function main() {
         // Where the cores went, per embedding: the server's main thread (HTTP, decode, batching), the load
         // generator, and the rest (model threads, libuv and V8 helpers).
         cpuMsPerEmbedding: { process: perEmb(processMs), serverMainThread: perEmb(mainMs), loadGenerator: perEmb(r.cpuMs), modelAndOther: perEmb(processMs - mainMs - r.cpuMs) },
+        // The whole machine over the window: busy, idle (cores the API left unused) and stolen by the hypervisor.
+        machineCpuShares: machine0 && machine1 ? roundShares(cpuShares(machine0, machine1)) : null,
       };
       console.log(`concurrency ${String(c).padStart(2)}: ${rate.toFixed(0).padStart(5)} embeddings/s  p50 ${pct(r.lat, 50).toFixed(1)} ms  p99 ${pct(r.lat, 99).toFixed(1)} ms  errors ${r.errors}  mean batch ${meanBatch.toFixed(1)}  mean ms: client ${level.clientMeanMs}, server ${level.serverMeanMs}, forward ${level.forwardMeanMs}; event-loop delay ${JSON.stringify(level.eventLoopDelayMs)}  CPU ms/embedding ${JSON.stringify(level.cpuMsPerEmbedding)}`);
       return level;
     };
     const top = Math.max(...LEVELS);
-    const rounds: { bareImgPerSec: number; bareBySetup: Record<string, number>; embeddingsPerSec: number; ratio: number }[] = [];
+    type Round = {
+      bareImgPerSec: number;
+      bareBySetup: Record<string, number>;
+      embeddingsPerSec: number;
+      ratio: number;
+      // The same, per CPU second the hypervisor left this VM (rate / (1 − steal share) over each window).
+      unstolen: { bareBySetup: Record<string, number>; embeddingsPerSec: number; ratio: number };
+      stealShare: { bareBySetup: Record<string, number>; api: number };
+      apiIdleShare: number;
+    };
+    const rounds: Round[] = [];
     const topLevels: Level[] = [];
     try {
       for (const c of LEVELS.filter((l) => l !== top)) results[`c${c}`] = await measureLevel(c);
       // The top level in rounds, each right after a fresh bare measurement of the best setup: the API is
       // compared with the model as fast as the machine was at that moment, and the median round is reported.
-      // Not measured: the top level's code paths get optimised by the JIT once, as in a server that has run a while.
-      await load.run(top, 4, 0);
+      // Not measured: the JIT warm-up at the top level, as in a server that has run a while. V8 keeps
+      // optimising new code paths for tens of seconds: with 4 s here, the helper threads' CPU (TurboFan
+      // compiling, in perf) fell from ~1.1 s in the first 3-s round to ~0.3 s in the sixth.
+      // The bare setups first: 15 s without requests let V8 drop the API's optimised code again (round 1
+      // after it measured 0.55 with ~0.7 s of helper-thread CPU; later rounds ~0.3 s).
+      await bareAgain(5);
+      await load.run(top, WARMUP_SECONDS, 0);
       for (let i = 0; i < ROUNDS; i++) {
-        const bareBySetup = await bareAgain(BARE_SECONDS);
-        const bareNow = Math.max(...Object.values(bareBySetup));
+        const setups = await bareAgain(BARE_SECONDS);
         const level = await measureLevel(top, TOP_SECONDS, 0.5);
-        rounds.push({ bareImgPerSec: bareNow, bareBySetup, embeddingsPerSec: level.embeddingsPerSec, ratio: +(level.embeddingsPerSec / bareNow).toFixed(3) });
-        console.log(`round ${i + 1}: bare ${JSON.stringify(bareBySetup)} img/s, API ${level.embeddingsPerSec}/s → ratio ${(level.embeddingsPerSec / bareNow).toFixed(3)}`);
+        const bySetup = (f: (m: Setups[string]) => number) => Object.fromEntries(Object.entries(setups).map(([k, m]) => [k, f(m)]));
+        const bareBySetup = bySetup((m) => Math.round(m.rate));
+        const bareUnstolen = bySetup((m) => Math.round(unstolen(m.rate, m.shares)));
+        const bareNow = Math.max(...Object.values(bareBySetup));
+        const apiUnstolen = Math.round(unstolen(level.embeddingsPerSec, level.machineCpuShares));
+        const round: Round = {
+          bareImgPerSec: bareNow,
+          bareBySetup,
+          embeddingsPerSec: level.embeddingsPerSec,
+          ratio: +(level.embeddingsPerSec / bareNow).toFixed(3),
+          unstolen: { bareBySetup: bareUnstolen, embeddingsPerSec: apiUnstolen, ratio: +(apiUnstolen / Math.max(...Object.values(bareUnstolen))).toFixed(3) },
+          stealShare: { bareBySetup: bySetup((m) => +(m.shares?.steal ?? 0).toFixed(3)), api: level.machineCpuShares?.steal ?? 0 },
+          apiIdleShare: level.machineCpuShares?.idle ?? 0,
+        };
+        rounds.push(round);
+        console.log(`round ${i + 1}: bare ${JSON.stringify(bareBySetup)} img/s, API ${level.embeddingsPerSec}/s → ratio ${round.ratio}; steal ${JSON.stringify(round.stealShare)}, API idle ${round.apiIdleShare} → per unstolen CPU second ${round.unstolen.ratio}`);
         topLevels.push(level);
       }
     } finally {
@@ -443,7 +500,9 @@ async function main() {
     // The table's top level is the median round's.
     results[`c${top}`] = topLevels[rounds.indexOf(median)]!;
     const ratio = median.ratio;
-    const pooled = meanOf(rounds.map((r) => r.embeddingsPerSec)) / bestBare(rounds, meanOf);
+    const pooled = meanOf(rounds.map((r) => r.embeddingsPerSec)) / bestBare(rounds.map((r) => r.bareBySetup), meanOf);
+    const unstolenRatio = medianOf(rounds.map((r) => r.unstolen.ratio));
+    const unstolenPooled = meanOf(rounds.map((r) => r.unstolen.embeddingsPerSec)) / bestBare(rounds.map((r) => r.unstolen.bareBySetup), meanOf);
     console.log(
       JSON.stringify({
         bench: 'api',
@@ -464,11 +523,20 @@ async function main() {
         // Median over the rounds of (API at the top concurrency) / (bare model measured just before it).
         ratioAtMaxConcurrency: +ratio.toFixed(3),
         // Less sensitive to one lucky bare measurement: the median API rate over the best setup's median.
-        ratioOfMedians: +(medianOf(rounds.map((r) => r.embeddingsPerSec)) / bestBare(rounds, medianOf)).toFixed(3),
+        ratioOfMedians: +(medianOf(rounds.map((r) => r.embeddingsPerSec)) / bestBare(rounds.map((r) => r.bareBySetup), medianOf)).toFixed(3),
         // Pooled: all the API's top-level seconds over all of the best setup's seconds, sampled over the same minutes.
         ratioPooled: +pooled.toFixed(3),
         // The strictest reading: the median round's API rate over the best bare figure of the whole run.
         ratioVsBestBareOfRun: +(median.embeddingsPerSec / Math.max(bare, ...rounds.map((r) => r.bareImgPerSec))).toFixed(3),
+        // The median paired ratio and the pooled ratio per CPU second the hypervisor left this VM, with the
+        // mean shares of the machine's CPU stolen during the bare and the API windows and left idle by the API.
+        perUnstolenCpu: {
+          ratio: +unstolenRatio.toFixed(3),
+          ratioPooled: +unstolenPooled.toFixed(3),
+          meanStealBare: +meanOf(rounds.flatMap((r) => Object.values(r.stealShare.bareBySetup))).toFixed(3),
+          meanStealApi: +meanOf(rounds.map((r) => r.stealShare.api)).toFixed(3),
+          meanIdleApi: +meanOf(rounds.map((r) => r.apiIdleShare)).toFixed(3),
+        },
         overhead: +(1 - ratio).toFixed(3),
         bar: 'overhead < 0.30 at concurrency 32',
         // Both readings must clear the bar.

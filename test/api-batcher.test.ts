@@ -199,6 +199,21 @@ describe('MicroBatcher with several batches at once', () => {
     expect(starts[1]!.at).toBeLessThan(100); // long before the first batch (150 ms) ended
   });
 
+  it('a batch of 8 beside a bigger one does not wait to match it (a core would idle for little gain)', async () => {
+    const { send, starts, peak } = slowBatcher(150, 1000);
+    const big = Array.from({ length: 20 }, (_, i) => i);
+    const first = send(big);
+    await sleep(10);
+    const seven = send([20, 21, 22, 23, 24, 25, 26]); // 7 beside 20: still gathering
+    await sleep(10);
+    expect(starts).toHaveLength(1);
+    const eighth = send([27]); // 8: enough, it starts beside the first
+    await Promise.all([first, seven, eighth]);
+    expect(starts.map((s) => s.items.length)).toEqual([20, 8]);
+    expect(peak()).toBe(2);
+    expect(starts[1]!.at).toBeLessThan(100); // long before the first batch (150 ms) ended or the 1 s window
+  });
+
   it('a gathering batch starts when the running batch ends, or after maxWaitMs, whichever is first', async () => {
     const ends = slowBatcher(80, 1000);
     const first = ends.send([0, 1, 2, 3]);
