@@ -13,8 +13,8 @@
  * (a batch of 1 or 2 beside one of 10), and small batches cost more per item (`npm run bench:batch`: a batch
  * of 4 ran at 0.85 of the best rate, 8 and more at 0.90–1.00). It stops waiting at GATHER_ENOUGH items even
  * beside a bigger batch: more would hardly be cheaper per item, and the wait leaves a core idle (at
- * concurrency 32 the machine was 5% idle with the wait, 2–4% without). With nothing running it starts at
- * once, so a lone request never waits; maxWaitMs = 0 turns the wait off.
+ * concurrency 32, bench:api's machine idle share was ~5% with the wait, ~2% without). With nothing
+ * running it starts at once, so a lone request never waits; maxWaitMs = 0 turns the wait off.
  */
 const GATHER_ENOUGH = 8;
 

@@ -495,11 +495,11 @@ async function main() {
       net.dispose();
       model.dispose();
     }
-    const sorted = [...rounds].sort((a, b) => a.ratio - b.ratio);
-    const median = sorted[Math.floor(sorted.length / 2)]!;
-    // The table's top level is the median round's.
+    // The median paired ratio (the mean of the two middle rounds for an even count); the table's top level
+    // is a real round's, the lower middle one.
+    const ratio = medianOf(rounds.map((r) => r.ratio));
+    const median = [...rounds].sort((a, b) => a.ratio - b.ratio)[Math.floor((rounds.length - 1) / 2)]!;
     results[`c${top}`] = topLevels[rounds.indexOf(median)]!;
-    const ratio = median.ratio;
     const pooled = meanOf(rounds.map((r) => r.embeddingsPerSec)) / bestBare(rounds.map((r) => r.bareBySetup), meanOf);
     const unstolenRatio = medianOf(rounds.map((r) => r.unstolen.ratio));
     const unstolenPooled = meanOf(rounds.map((r) => r.unstolen.embeddingsPerSec)) / bestBare(rounds.map((r) => r.unstolen.bareBySetup), meanOf);

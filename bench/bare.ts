@@ -26,5 +26,9 @@ export async function bareThreadThroughput(t: ModelThread, batch: number, second
   return n / ((performance.now() - t0) / 1000);
 }
 
-/** The middle value (the upper one of the two middle values for an even count). */
-export const medianOf = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The median: the middle value, or the mean of the two middle values for an even count. */
+export function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
