@@ -8,15 +8,14 @@
  * The bar: at concurrency 32 the API reaches ≥ 70% of the bare model's throughput (overhead < 30%). This
  * machine's speed jumps by a third within a minute, so the top level is sampled in BENCH_ROUNDS short
  * rounds (default 10), each a fresh bare measurement of every candidate setup (BENCH_BARE_SECONDS each,
- * default 1) followed by BENCH_TOP_SECONDS (default 3) of API load, after an unmeasured JIT warm-up of the API
- * at (BENCH_WARMUP_SECONDS, default 30) that concurrency, after 5 s of every bare setup. The baseline is the
- * setup that was fastest over the run. Printed: the median of the rounds' paired ratios (API / that setup
- * measured just before it), the same against whichever setup was fastest in each round
+ * default 1) followed by BENCH_TOP_SECONDS (default 3) of API load. Before the rounds, unmeasured: 5 s of
+ * every bare setup, then BENCH_WARMUP_SECONDS (default 30) of API load at that concurrency (JIT warm-up).
+ * The baseline is the setup that was fastest over the run. Printed: the median of the rounds' paired ratios
+ * (API / that setup measured just before it), the same against whichever setup was fastest in each round
  * (ratioVsBestOfEachRound), ratioOfMedians, ratioPooled (all API seconds over all of the setup's seconds,
  * sampled over the same minutes), and both per CPU second the hypervisor left this VM (perUnstolenCpu: its
  * steal share swings from 0 to over half within a minute); `pass` needs both the median paired ratio and
- * the pooled ratio at the bar. The access log is on, written
- * to a file; the load generator is one thread for the whole run (a fresh one per round would JIT-compile
+ * the pooled ratio at the bar. The access log is on, written to a file; the load generator is one thread for the whole run (a fresh one per round would JIT-compile
  * its code inside the measured window).
  *
  * Options (env): BENCH_SECONDS (per level, default 6), BENCH_LEVELS (default 1,8,32), BATCH_MAX,
@@ -240,7 +239,8 @@ const meanOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.leng
 /**
  * A measurement's rate with the machine's CPU shares over its timed window (`measure` calls `onStart` when
  * the window opens). This VM's hypervisor takes from 0 to over half of its CPU time for other guests
- * (steal, in /proc/stat) from one second to the next: the main source of the bench's noise.
+ * (steal, in /proc/stat) from one second to the next; that is part of the bench's noise (the machine's
+ * speed also swings with no steal at all).
  */
 async function withCpuShares(measure: (onStart: () => void) => number | Promise<number>): Promise<{ rate: number; shares: SystemCpu | null }> {
   let start: SystemCpu | null = null;
@@ -354,9 +354,8 @@ async function main() {
     const bareSmall = Object.fromEntries([1, 8, 32].map((b) => [b, Math.round(bareThroughput(net, b, 1.5))]));
     console.log(`bare model forward at batch 1 / 8 / 32: ${bareSmall[1]} / ${bareSmall[8]} / ${bareSmall[32]} img/s`);
     // Right before each round at the top concurrency, every setup that can be the best is measured again
-    // and the best of them is that round's baseline (the machine's speed drifts, and which setup wins
-    // changes from minute to minute). The 2-wasm-thread model thread stays up between rounds (idle while
-    // the API is measured), so it is as warm as the pool.
+    // (the machine's speed drifts); the one fastest over the run is the baseline. The 2-wasm-thread model
+    // thread stays up between rounds (idle while the API is measured), so it is as warm as the pool.
     const wasm2 = await startModelThread(threadFiles, { backend: 'wasm', threads: 2, env: {} });
     type Setups = Record<string, { rate: number; shares: SystemCpu | null }>;
     const bareAgain = async (seconds: number): Promise<Setups> => {
@@ -448,6 +447,7 @@ async function main() {
       bareImgPerSec: number;
       bareBySetup: Record<string, number>;
       embeddingsPerSec: number;
+      // Against whichever setup measured fastest in this round (ratioVsBestOfEachRound's rounds).
       ratio: number;
       // The same, per CPU second the hypervisor left this VM (rate / (1 − steal share) over each window).
       unstolen: { bareBySetup: Record<string, number>; embeddingsPerSec: number; ratio: number };
@@ -458,7 +458,7 @@ async function main() {
     const topLevels: Level[] = [];
     try {
       for (const c of LEVELS.filter((l) => l !== top)) results[`c${c}`] = await measureLevel(c);
-      // The top level in rounds, each right after a fresh bare measurement of the best setup: the API is
+      // The top level in rounds, each right after a fresh bare measurement of every setup: the API is
       // compared with the model as fast as the machine was at that moment, and the median round is reported.
       // Not measured: the JIT warm-up at the top level, as in a server that has run a while. V8 keeps
       // optimising new code paths for tens of seconds: with 4 s here, the helper threads' CPU (TurboFan
