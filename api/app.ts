@@ -5,7 +5,7 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { IndexDimensionError } from '../shared/index/vector-index.js';
 import type { AppDeps, AppEnv, App } from './context.js';
-import { NoModelError } from './model-host.js';
+import { NoModelError } from './serving-pair.js';
 import { ApiError, problemResponse, unavailable } from './problem.js';
 import { allowedMethods, problemResponses, route } from './route.js';
 import { registerAdmin } from './routes/admin.js';
@@ -124,9 +124,9 @@ export function createApp(deps: AppDeps): App {
   );
 
   route(app, { method: 'get', path: '/metrics', tags: ['ops'], summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain; version=0.0.4' } } }, (c) => {
-    const pair = modelHost.current;
+    const s = modelHost.status();
     metrics.indexSize.reset();
-    if (pair) metrics.indexSize.set({ version: pair.version }, pair.index.sizeSync());
+    if (s.serving) metrics.indexSize.set({ version: s.serving }, s.indexSize);
     return c.body(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
   });
 

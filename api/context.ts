@@ -6,7 +6,7 @@ import type { Gallery } from './gallery.js';
 import type { JobsPort } from './jobs.js';
 import type { Logger } from '../shared/log.js';
 import type { ApiMetrics } from './metrics.js';
-import type { ModelHost } from './model-host.js';
+import type { ServingHost } from './serving-pair.js';
 import type { ModelSource } from './model-source.js';
 
 export interface ApiConfig {
@@ -29,7 +29,7 @@ export const DEFAULT_API_CONFIG: ApiConfig = {
 export interface AppDeps {
   store: ObjectStore;
   /** The current (model, index) pair and the hot-loader. */
-  modelHost: ModelHost;
+  modelHost: ServingHost;
   /** Checkpoint listing and activation. */
   models: ModelSource;
   gallery: Gallery;

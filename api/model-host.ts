@@ -1,131 +1,35 @@
 import { z } from 'zod';
-import type { DecodeTarget, ImageDecoder } from '../shared/image/decoder.js';
+import type { ImageDecoder } from '../shared/image/decoder.js';
 import { ExactIndex, deserializeExactIndex } from '../shared/index/exact-index.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
-import { MicroBatcher } from './batcher.js';
 import type { Gallery, GalleryItem } from './gallery.js';
 import type { Logger } from '../shared/log.js';
 import type { ApiMetrics } from './metrics.js';
-import type { ModelSource, Preprocessing, ServingModel } from './model-source.js';
+import type { ModelSource, ServingModel } from './model-source.js';
 import { normalise } from './preprocess.js';
+import { NoModelError, ServingPair, type HostStatus, type LoadFailure, type ServingHost } from './serving-pair.js';
+
+export { NoModelError, ServingPair, type HostStatus, type LoadFailure, type ServingHost } from './serving-pair.js';
+
+/** The Node pair: an in-process exact index and, per id, the gallery revision embedded in it. */
+class IndexedPair extends ServingPair<ExactIndex> {
+  constructor(
+    model: ServingModel,
+    index: ExactIndex,
+    /** id → gallery revision embedded in the index (to notice replaced images after a restart). */
+    readonly revisions: Map<string, string>,
+    batch: { maxBatch: number; maxWaitMs: number },
+    metrics: ApiMetrics,
+  ) {
+    super(model, index, batch, metrics);
+  }
+}
 
 /**
  * Serves one (model, gallery index) pair at a time and follows models/latest.json. A new version is
  * loaded, verified and its index built (from the snapshot in index/<version>/ or by re-embedding the
  * gallery) in the background while the old pair keeps serving; then both are swapped in one assignment.
- * Requests lease the pair they started with, so a swap never changes the model under a request, and
- * the old model is disposed when its last lease ends.
  */
-export class ServingPair {
-  readonly batcher: MicroBatcher<Float32Array, Float32Array>;
-  /** id → gallery revision embedded in the index (to notice replaced images after a restart). */
-  readonly revisions: Map<string, string>;
-  private leases = 0;
-  private retired = false;
-  private disposed = false;
-
-  constructor(
-    readonly model: ServingModel,
-    readonly index: ExactIndex,
-    revisions: Map<string, string>,
-    batch: { maxBatch: number; maxWaitMs: number },
-    metrics: ApiMetrics,
-  ) {
-    this.revisions = revisions;
-    const size = model.preprocessing.inputSize ** 2 * model.preprocessing.channels;
-    this.batcher = new MicroBatcher<Float32Array, Float32Array>({
-      maxBatch: batch.maxBatch,
-      maxWaitMs: batch.maxWaitMs,
-      // One batch per model thread in a pool, so the threads compute on separate cores at once.
-      concurrency: model.parallelism ?? 1,
-      run: async (items) => {
-        const input = new Float32Array(items.length * size);
-        items.forEach((x, i) => input.set(x, i * size));
-        const out = await model.forward(input, items.length);
-        const d = model.dimension;
-        return items.map((_, i) => out.slice(i * d, (i + 1) * d));
-      },
-      onBatch: (n, ms) => {
-        metrics.batchSize.observe({}, n);
-        metrics.batchSeconds.observe({}, ms / 1000);
-      },
-    });
-  }
-
-  get version(): string {
-    return this.model.version;
-  }
-
-  get preprocessing(): Preprocessing {
-    return this.model.preprocessing;
-  }
-
-  get target(): DecodeTarget {
-    return { size: this.model.preprocessing.inputSize, channels: this.model.preprocessing.channels, resize: this.model.preprocessing.resize ?? 'fill' };
-  }
-
-  /** Embed normalised images through the micro-batcher. */
-  embed(inputs: Float32Array[]): Promise<Float32Array[]> {
-    return this.batcher.submitAll(inputs);
-  }
-
-  /** Prepare (decode) one image while holding a place in the forming batch, then embed it. */
-  async embedOne(prepare: () => Promise<Float32Array>): Promise<Float32Array> {
-    const slot = this.batcher.reserve(1);
-    try {
-      return (await slot.submitAll([await prepare()]))[0]!;
-    } finally {
-      slot.release();
-    }
-  }
-
-  acquire(): () => void {
-    this.leases++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.leases--;
-      this.maybeDispose();
-    };
-  }
-
-  retire(): void {
-    this.retired = true;
-    this.maybeDispose();
-  }
-
-  private maybeDispose(): void {
-    if (this.retired && this.leases === 0 && this.batcher.pending === 0 && !this.disposed) {
-      this.disposed = true;
-      this.model.dispose();
-    }
-  }
-}
-
-export interface LoadFailure {
-  version: string;
-  error: string;
-  at: string;
-}
-
-export interface HostStatus {
-  ready: boolean;
-  reason?: string;
-  serving: string | null;
-  latest: string | null;
-  loading: { version: string; phase: 'loading' | 'indexing'; done: number; total: number } | null;
-  failures: LoadFailure[];
-  indexSize: number;
-}
-
-export class NoModelError extends Error {
-  constructor(reason: string) {
-    super(reason);
-    this.name = 'NoModelError';
-  }
-}
-
 export interface ModelHostDeps {
   source: ModelSource;
   store: ObjectStore;
@@ -145,8 +49,8 @@ const revisionsKey = (v: string) => `index/${v}/revisions.json`;
 /** Gallery images decoded and embedded per step of a re-index. */
 const REINDEX_CHUNK = 64;
 
-export class ModelHost {
-  private serving: ServingPair | null = null;
+export class ModelHost implements ServingHost {
+  private serving: IndexedPair | null = null;
   private latest: string | null = null;
   private latestError: string | null = null;
   private building: { version: string; phase: 'loading' | 'indexing'; done: number; total: number; dirty: Set<string> } | null = null;
@@ -163,12 +67,12 @@ export class ModelHost {
   }
 
   /** The pair serving now (null before the first model is ready). */
-  get current(): ServingPair | null {
+  get current(): IndexedPair | null {
     return this.serving;
   }
 
   /** Lease the serving pair for one request; throws NoModelError (→ 503) when none is ready. */
-  lease(): { pair: ServingPair; release: () => void } {
+  lease(): { pair: IndexedPair; release: () => void } {
     const pair = this.serving;
     if (!pair) throw new NoModelError(this.status().reason ?? 'no model is loaded yet');
     return { pair, release: pair.acquire() };
@@ -256,14 +160,14 @@ export class ModelHost {
     }
   }
 
-  private async build(version: string): Promise<ServingPair> {
+  private async build(version: string): Promise<IndexedPair> {
     const { source, logger } = this.deps;
     const started = this.now();
     this.building = { version, phase: 'loading', done: 0, total: 0, dirty: new Set() };
     const model = await source.load(version);
     try {
       const { index, revisions, fromSnapshot } = await this.loadSnapshot(model);
-      const pair = new ServingPair(model, index, revisions, this.deps.batch, this.deps.metrics);
+      const pair = new IndexedPair(model, index, revisions, this.deps.batch, this.deps.metrics);
       this.building.phase = 'indexing';
       await this.reconcile(pair);
       // Gallery writes made while we indexed: apply them with the new model before swapping.
@@ -297,7 +201,7 @@ export class ModelHost {
   }
 
   /** Make the pair's index match the gallery: embed new or replaced items, drop deleted ones. */
-  private async reconcile(pair: ServingPair): Promise<void> {
+  private async reconcile(pair: IndexedPair): Promise<void> {
     const { gallery } = this.deps;
     const ids = await gallery.ids();
     const wanted = new Set(ids);
@@ -316,7 +220,7 @@ export class ModelHost {
     }
   }
 
-  private async reindexIds(pair: ServingPair, ids: string[]): Promise<void> {
+  private async reindexIds(pair: IndexedPair, ids: string[]): Promise<void> {
     const items = await Promise.all(ids.map((id) => this.deps.gallery.get(id)));
     const present: GalleryItem[] = [];
     for (let i = 0; i < ids.length; i++) {
@@ -331,7 +235,7 @@ export class ModelHost {
   }
 
   /** Fetch, decode and embed gallery items with the pair's model (one forward pass per chunk). */
-  private async embedItems(pair: ServingPair, items: GalleryItem[]): Promise<void> {
+  private async embedItems(pair: IndexedPair, items: GalleryItem[]): Promise<void> {
     const { gallery, decoder, logger } = this.deps;
     const decoded = await mapLimit(items, 8, async (it) => {
       const img = await gallery.image(it.id);
@@ -360,6 +264,7 @@ export class ModelHost {
 
   /** A gallery item was added or replaced: index it in the serving pair now; queue it for a build. */
   async indexItem(pair: ServingPair, item: GalleryItem, vector: Float32Array): Promise<void> {
+    if (!(pair instanceof IndexedPair)) throw new Error('indexItem: the pair was not made by this host');
     await pair.index.upsert({ id: item.id, vector, label: item.label, metadata: item.metadata });
     pair.revisions.set(item.id, item.revision);
     this.building?.dirty.add(item.id);

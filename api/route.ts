@@ -28,6 +28,21 @@ export function route(app: App, spec: RouteConfig & { hide?: boolean }, handler:
   routeTable.set(app, table);
 }
 
+/**
+ * Work that goes on after the response. Workers cancel a request's unfinished work once it has answered
+ * unless it is handed to waitUntil; on Node there is no execution context and the event loop keeps it.
+ */
+export function inBackground(c: Context<AppEnv>, work: Promise<unknown>): void {
+  const settled = work.catch(() => {});
+  let ctx: { waitUntil(p: Promise<unknown>): void } | undefined;
+  try {
+    ctx = c.executionCtx;
+  } catch {
+    return; // Node: no ExecutionContext
+  }
+  ctx.waitUntil(settled);
+}
+
 export function allowedMethods(app: App, path: string): string[] | null {
   const hit = routeTable.get(app)?.find((e) => e.re.test(path));
   return hit ? [...hit.methods].sort() : null;

@@ -17,7 +17,8 @@ import { createS3Store } from '../shared/store/s3-store.js';
 import { createApp } from './app.js';
 import { checkpointSource, runInThisThread } from './checkpoint-source.js';
 import { runInModelThread } from './node/thread-runner.js';
-import type { App, ApiConfig } from './context.js';
+import type { App } from './context.js';
+import { ApiEnvError, CommonApiEnv, apiConfig, intSetting, parseSettings } from './config.js';
 import { Gallery } from './gallery.js';
 import { storeJobs } from './jobs.js';
 import { createJsonLogger, type Logger, type LogLevel } from '../shared/log.js';
@@ -25,47 +26,28 @@ import { ApiMetrics } from './metrics.js';
 import { ModelHost } from './model-host.js';
 import type { ModelSource } from './model-source.js';
 
-const int = (name: string, min: number, max: number) =>
-  z.coerce.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).min(min, `${name} must be ≥ ${min}`).max(max, `${name} must be ≤ ${max}`);
-
-/** Every setting, with its default (listed in the README). */
-export const ApiEnv = z.object({
-  PORT: int('PORT', 0, 65535).default(8080),
+/** Every setting, with its default (listed in the README): the common ones plus Node's. */
+export const ApiEnv = CommonApiEnv.extend({
+  PORT: intSetting('PORT', 0, 65535).default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
-  ADMIN_TOKEN: z.string().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
-  CORS_ORIGINS: z.string().default('').describe("comma-separated origins, or '*'"),
-  MAX_BODY_BYTES: int('MAX_BODY_BYTES', 1024, 1024 ** 3).default(10 * 1024 * 1024),
-  MAX_PIXELS: int('MAX_PIXELS', 64, 1_000_000_000).default(40_000_000),
-  BATCH_MAX: int('BATCH_MAX', 1, 1024).default(64),
-  BATCH_WAIT_MS: int('BATCH_WAIT_MS', 0, 1000).default(5),
-  POLL_INTERVAL_MS: int('POLL_INTERVAL_MS', 100, 3_600_000).default(2000),
   /** 'on': the forward pass runs in a worker thread (HTTP and decoding overlap with it); 'off': on the event loop. */
   MODEL_THREAD: z.enum(['on', 'off'], { error: "MODEL_THREAD must be 'on' or 'off'" }).default('on'),
   /** Model threads in the pool (one batch each, computing at once); default: one per core. */
-  MODEL_THREADS: int('MODEL_THREADS', 1, 64).default(() => Math.max(1, availableParallelism())),
+  MODEL_THREADS: intSetting('MODEL_THREADS', 1, 64).default(() => Math.max(1, availableParallelism())),
   /** wasm threads inside each model thread (1: the pool, not pthreads, spreads work over the cores). */
-  MODEL_THREAD_WASM_THREADS: int('MODEL_THREAD_WASM_THREADS', 1, 64).default(1),
+  MODEL_THREAD_WASM_THREADS: intSetting('MODEL_THREAD_WASM_THREADS', 1, 64).default(1),
   /**
    * 'batch': every thread of the server runs under Linux's SCHED_BATCH (a waking thread does not preempt a
    * running forward pass; shared/node/cpu-scheduling.ts); 'normal': the policy is left as the process started.
    */
   CPU_SCHEDULING: z.enum(['batch', 'normal'], { error: "CPU_SCHEDULING must be 'batch' or 'normal'" }).default('batch'),
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 export type ApiEnv = z.output<typeof ApiEnv>;
 
-export class ApiEnvError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ApiEnvError';
-  }
-}
+export { ApiEnvError };
 
 export function parseApiEnv(env: Record<string, string | undefined>): ApiEnv {
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([k, v]) => k in ApiEnv.shape && v !== undefined && v !== ''));
-  const r = ApiEnv.safeParse(cleaned);
-  if (!r.success) throw new ApiEnvError(`invalid API settings: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return r.data;
+  return parseSettings(ApiEnv, env);
 }
 
 export interface StartApiOptions {
@@ -136,12 +118,7 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
     batch: { maxBatch: settings.BATCH_MAX, maxWaitMs: settings.BATCH_WAIT_MS },
     now: () => clock.now(),
   });
-  const config: ApiConfig = {
-    maxBodyBytes: settings.MAX_BODY_BYTES,
-    ...(settings.ADMIN_TOKEN ? { adminToken: settings.ADMIN_TOKEN } : {}),
-    corsOrigins: settings.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
-    knnTemperature: 0.07,
-  };
+  const config = apiConfig(settings);
   if (!config.adminToken) logger.warn('ADMIN_TOKEN is not set: /admin routes answer 503');
   const app = createApp({ store, modelHost: host, models, gallery, jobs: storeJobs(store, clock), decoder, config, clock, logger, metrics });
 

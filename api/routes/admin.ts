@@ -5,7 +5,7 @@ import { jsonBody } from '../input.js';
 import { lossSvg } from '../loss-svg.js';
 import { VersionNotFoundError } from '../model-source.js';
 import { ApiError, conflict, notFound } from '../problem.js';
-import { problemResponses, route } from '../route.js';
+import { inBackground, problemResponses, route } from '../route.js';
 import { JobIdParam, RetrainRequest, VersionParam } from '../schemas.js';
 import { z } from '@hono/zod-openapi';
 
@@ -134,7 +134,7 @@ export function registerAdmin(app: App, deps: AppDeps): void {
         throw err;
       }
       logger.info('model activated', { requestId: c.get('requestId'), version });
-      void modelHost.refresh();
+      inBackground(c, modelHost.refresh());
       return c.json({ latest: version, serving: modelHost.current?.version ?? null }, 202);
     },
   );

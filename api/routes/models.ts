@@ -47,7 +47,8 @@ export function registerModels(app: App, deps: AppDeps): void {
     async (c) => {
       const pair = modelHost.current;
       if (!pair) throw unavailable(modelHost.status().reason ?? 'no model is loaded yet');
-      return c.json({ ...entry(pair.model.summary, modelHost.status()), preprocessing: pair.preprocessing, indexSize: pair.index.sizeSync() });
+      const status = modelHost.status();
+      return c.json({ ...entry(pair.model.summary, status), preprocessing: pair.preprocessing, indexSize: status.indexSize });
     },
   );
 }
