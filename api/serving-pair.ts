@@ -1,5 +1,8 @@
 import type { DecodeTarget } from '../shared/image/decoder.js';
 import type { VectorIndex } from '../shared/index/vector-index.js';
+
+/** What requests do with a pair's index (writes go through the host, which knows the gallery revisions). */
+export type ServingIndex = Pick<VectorIndex, 'dimension' | 'size' | 'get' | 'has' | 'ids' | 'query'>;
 import type { GalleryItem } from './gallery.js';
 import { MicroBatcher } from './batcher.js';
 import type { ApiMetrics } from './metrics.js';
@@ -9,7 +12,7 @@ import type { Preprocessing, ServingModel } from './model-source.js';
  * One model version and its gallery index, served together. Requests lease the pair they started with,
  * so a swap never changes the model under a request, and the model is disposed when its last lease ends.
  */
-export class ServingPair<I extends VectorIndex = VectorIndex> {
+export class ServingPair<I extends ServingIndex = ServingIndex> {
   readonly batcher: MicroBatcher<Float32Array, Float32Array>;
   private leases = 0;
   private retired = false;
