@@ -52,4 +52,6 @@ export interface DurableObjectNamespace<Stub> {
 
 export interface ExecutionContext {
   waitUntil(work: Promise<unknown>): void;
+  passThroughOnException(): void;
+  props: unknown;
 }
