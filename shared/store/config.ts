@@ -37,7 +37,7 @@ const boolFromEnv = (name: string) =>
     .transform((v) => v === 'true' || v === '1' || v === 'yes')
     .optional();
 
-const S3Env = z.object({
+export const S3Env = z.object({
   S3_ENDPOINT: z.string().min(1).optional(),
   S3_REGION: z.string().min(1).optional(),
   S3_BUCKET: z.string().min(1).optional(),
