@@ -1,0 +1,507 @@
+/**
+ * Decoded RGBA pixels → the model's input, reproducing what the Node decoder (sharp/libvips) does so that
+ * an edge deployment (wasm codecs, no sharp) feeds the model the same numbers: EXIF orientation, alpha
+ * flattened onto a background, resize to size × size ('fill' stretches, 'cover' scales and centre-crops)
+ * with libvips's lanczos3 reduction, then 1 or 3 channels with ITU-R 601 luma. Pure TypeScript: it runs in
+ * Node and in Workers. The libvips facts it follows (vips_resize = box shrink by floor(factor / 2) then a
+ * lanczos3 "reduce" with 12-bit fixed-point coefficients, centre sampling, edge copy) come from its docs
+ * and source; no code is taken from it.
+ */
+
+/** What the wasm codecs return: ImageData-like, 4 bytes (RGBA) per pixel. */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  data: Uint8Array | Uint8ClampedArray;
+}
+
+/** Interleaved 8-bit pixels with 1 (grey) or 3 (RGB) channels. */
+interface Plane {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+}
+
+export interface ModelInputOptions {
+  size: number;
+  channels: 1 | 3;
+  resize?: 'fill' | 'cover';
+  /** EXIF orientation 1–8 (anything else = 1). */
+  orientation?: number;
+  /**
+   * Which loader-side shrink sharp would have used: 'jpeg' = libjpeg's DCT scaling by 2/4/8, 'webp' =
+   * libwebp's scaled decode. The codecs here decode at full size, so it is imitated with a box/area average.
+   */
+  loader?: 'jpeg' | 'webp' | 'none';
+  background?: { r: number; g: number; b: number };
+  /**
+   * libvips truncates when flattening alpha; the Node PNG fast path (png-fast.ts) rounds. Default 'truncate'.
+   */
+  flattenRounding?: 'truncate' | 'round';
+}
+
+/** Grey level of an RGB pixel: Rec. 601 weights, rounded (as shared/node/image-decode.ts converts). */
+const luma = (r: number, g: number, b: number): number => Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+
+/** C's rint(): round half to even (libvips sizes its masks with it). */
+function rint(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** RGBA → RGB (or grey when every pixel is grey, which keeps the work a third) with alpha flattened. */
+export function flattenRgba(img: RgbaImage, background = { r: 0, g: 0, b: 0 }, rounding: 'truncate' | 'round' = 'truncate'): Plane {
+  const { width, height, data } = img;
+  const n = width * height;
+  if (data.length < n * 4) throw new RangeError(`expected ${n * 4} RGBA bytes, got ${data.length}`);
+  let grey = background.r === background.g && background.g === background.b;
+  let opaque = true;
+  for (let o = 0; o < n * 4 && (grey || opaque); o += 4) {
+    if (grey && (data[o] !== data[o + 1] || data[o] !== data[o + 2])) grey = false;
+    if (data[o + 3] !== 255) opaque = false;
+  }
+  const ch = grey ? 1 : 3;
+  const out = new Uint8Array(n * ch);
+  if (opaque) {
+    // The common case (every JPEG): a plain copy, no blending.
+    if (grey) for (let i = 0; i < n; i++) out[i] = data[i * 4]!;
+    else for (let i = 0, o = 0; i < n; i++, o += 4) { out[i * 3] = data[o]!; out[i * 3 + 1] = data[o + 1]!; out[i * 3 + 2] = data[o + 2]!; }
+    return { width, height, channels: ch, data: out };
+  }
+  const bg = [background.r, background.g, background.b];
+  const bias = rounding === 'round' ? 0.5 : 0;
+  for (let i = 0; i < n; i++) {
+    const o = i * 4;
+    const a = data[o + 3]!;
+    for (let c = 0; c < ch; c++) out[i * ch + c] = Math.floor((data[o + c]! * a + bg[c]! * (255 - a)) / 255 + bias);
+  }
+  return { width, height, channels: ch, data: out };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One-dimensional resampling passes. Each pass is a list of taps per output position (source indices,
+// already clamped = libvips's "extend copy" edges) and a way to turn the weighted sum into a byte.
+
+interface Pass {
+  outLen: number;
+  /** Taps per output position. */
+  n: number;
+  idx: Int32Array;
+  weight: Float64Array;
+  /** Weighted sum → output byte. */
+  finish: (sum: number) => number;
+}
+
+const clampByte = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+/** Apply `pass` along x ('h') or y ('v'). Every pass writes bytes, as libvips does between its stages. */
+function applyPass(src: Plane, axis: 'h' | 'v', pass: Pass): Plane {
+  const { width, height, channels: ch, data } = src;
+  const outW = axis === 'h' ? pass.outLen : width;
+  const outH = axis === 'v' ? pass.outLen : height;
+  const out = new Uint8Array(outW * outH * ch);
+  const { n, idx, weight, finish } = pass;
+  if (axis === 'h') {
+    for (let y = 0; y < height; y++) {
+      const row = y * width * ch;
+      const orow = y * outW * ch;
+      for (let o = 0; o < outW; o++) {
+        for (let c = 0; c < ch; c++) {
+          let sum = 0;
+          for (let i = o * n, e = i + n; i < e; i++) sum += weight[i]! * data[row + idx[i]! * ch + c]!;
+          out[orow + o * ch + c] = finish(sum);
+        }
+      }
+    }
+  } else {
+    const stride = width * ch;
+    for (let o = 0; o < outH; o++) {
+      const orow = o * stride;
+      for (let x = 0; x < stride; x++) {
+        let sum = 0;
+        for (let i = o * n, e = i + n; i < e; i++) sum += weight[i]! * data[idx[i]! * stride + x]!;
+        out[orow + x] = finish(sum);
+      }
+    }
+  }
+  return { width: outW, height: outH, channels: ch, data: out };
+}
+
+/** libvips shrinkh/shrinkv with ceil: integer box average, edge copied, its multiply-shift division. */
+function boxShrinkPass(len: number, s: number): Pass {
+  const outLen = Math.ceil(len / s);
+  const idx = new Int32Array(outLen * s);
+  for (let o = 0; o < outLen; o++) for (let i = 0; i < s; i++) idx[o * s + i] = Math.min(len - 1, o * s + i);
+  const amend = Math.floor(s / 2);
+  const mult = Math.floor(2 ** 32 / (256 * s));
+  return { outLen, n: s, idx, weight: new Float64Array(outLen * s).fill(1), finish: (sum) => Math.floor(((sum + amend) * mult) / 2 ** 24) };
+}
+
+const sinc = (x: number) => (x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x));
+const lanczos3 = (x: number) => (x >= -3 && x <= 3 ? sinc(x) * sinc(x / 3) : 0);
+
+/**
+ * libvips reduceh/reducev (lanczos3) by `factor` ≥ 1 after its integer box pre-shrink ("gap" 2). Returns
+ * the passes to run in order.
+ */
+function reducePasses(len: number, factor: number): Pass[] {
+  const outLen = Math.floor(len / factor + 0.5);
+  let extra = outLen * factor - len;
+  let residual = factor;
+  const passes: Pass[] = [];
+  const intShrink = Math.max(1, Math.floor(len / outLen / 2));
+  if (intShrink > 1) {
+    passes.push(boxShrinkPass(len, intShrink));
+    len = Math.ceil(len / intShrink);
+    residual /= intShrink;
+    extra /= intShrink;
+  }
+  if (residual === 1) return passes;
+  const n = 2 * rint(3 * residual) + 1;
+  const offset = (1 + extra) / 2 - 1;
+  // Coefficient tables at 1/64-pixel phases, normalised, then truncated to 12-bit fixed point.
+  const tables: Int32Array[] = [];
+  for (let t = 0; t <= 64; t++) {
+    const half = t / 64 + n / 2 - 1;
+    const c = new Float64Array(n);
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += c[i] = lanczos3((i - half) * (1 / residual));
+    tables.push(Int32Array.from(c, (v) => Math.trunc((v / sum) * 4096)));
+  }
+  const lead = Math.ceil(n / 2) - 1;
+  const idx = new Int32Array(outLen * n);
+  const weight = new Float64Array(outLen * n);
+  let X = 0.5 * residual - 0.5 - offset;
+  for (let o = 0; o < outLen; o++, X += residual) {
+    const ix = Math.trunc(X);
+    const tx = ((Math.trunc(X * 128) & 127) + 1) >> 1;
+    const table = tables[tx]!;
+    for (let i = 0; i < n; i++) {
+      idx[o * n + i] = Math.min(len - 1, Math.max(0, ix + i - lead));
+      weight[o * n + i] = table[i]!;
+    }
+  }
+  passes.push({ outLen, n, idx, weight, finish: (sum) => clampByte((sum + 2048) >> 12) });
+  return passes;
+}
+
+/** Area average to `outLen` (fractional coverage): stands in for libwebp's scaled decode. */
+function areaPass(len: number, outLen: number): Pass {
+  const scale = len / outLen;
+  const n = Math.ceil(scale) + 1;
+  const idx = new Int32Array(outLen * n);
+  const weight = new Float64Array(outLen * n);
+  for (let o = 0; o < outLen; o++) {
+    const a = o * scale;
+    const b = a + scale;
+    for (let i = 0; i < n; i++) {
+      const p = Math.floor(a) + i;
+      idx[o * n + i] = Math.min(len - 1, p);
+      weight[o * n + i] = Math.max(0, Math.min(b, p + 1) - Math.max(a, p)) / scale;
+    }
+  }
+  return { outLen, n, idx, weight, finish: (sum) => clampByte(Math.round(sum)) };
+}
+
+/** Catmull-Rom upsizing with centre sampling (libvips resize upsizes with its bicubic interpolator). */
+function bicubicPass(len: number, scale: number): Pass {
+  const outLen = Math.max(1, Math.round(len * scale));
+  const n = 4;
+  const idx = new Int32Array(outLen * n);
+  const weight = new Float64Array(outLen * n);
+  const cr = (x: number) => {
+    x = Math.abs(x);
+    return x < 1 ? 1.5 * x ** 3 - 2.5 * x ** 2 + 1 : x < 2 ? -0.5 * x ** 3 + 2.5 * x ** 2 - 4 * x + 2 : 0;
+  };
+  for (let o = 0; o < outLen; o++) {
+    const X = (o + 0.5) / scale - 0.5;
+    const ix = Math.floor(X);
+    for (let i = 0; i < n; i++) {
+      const p = ix - 1 + i;
+      idx[o * n + i] = Math.min(len - 1, Math.max(0, p));
+      weight[o * n + i] = cr(X - p);
+    }
+  }
+  return { outLen, n, idx, weight, finish: (sum) => clampByte(Math.round(sum)) };
+}
+
+/**
+ * Average f × f blocks (ceil size; partial edge blocks over the pixels they have): stands in for libjpeg's
+ * DCT scaling, whose 1/f output is close to the block mean. One pass over the full-size image.
+ */
+function blockAverage(src: Plane, f: number): Plane {
+  const { width, height, channels: ch, data } = src;
+  const ow = Math.ceil(width / f);
+  const oh = Math.ceil(height / f);
+  const sums = new Uint32Array(ow * oh * ch);
+  const col = Int32Array.from({ length: width }, (_, x) => Math.floor(x / f) * ch);
+  for (let y = 0; y < height; y++) {
+    const orow = Math.floor(y / f) * ow * ch;
+    let i = y * width * ch;
+    if (ch === 1) for (let x = 0; x < width; x++) sums[orow + col[x]!] += data[i++]!;
+    else for (let x = 0; x < width; x++) for (let c = 0; c < ch; c++) sums[orow + col[x]! + c] += data[i++]!;
+  }
+  const out = new Uint8Array(sums.length);
+  for (let by = 0; by < oh; by++) {
+    const rows = Math.min(f, height - by * f);
+    for (let bx = 0; bx < ow; bx++) {
+      const count = rows * Math.min(f, width - bx * f);
+      const o = (by * ow + bx) * ch;
+      for (let c = 0; c < ch; c++) out[o + c] = Math.floor((sums[o + c]! + count / 2) / count);
+    }
+  }
+  return { width: ow, height: oh, channels: ch, data: out };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/** sharp's ResolveShrink for a fixed width and height: per-axis for 'fill', the smaller for 'cover'. */
+function shrinks(w: number, h: number, tw: number, th: number, fit: 'fill' | 'cover'): [number, number] {
+  let hs = w / tw;
+  let vs = h / th;
+  if (fit === 'cover') hs = vs = Math.min(hs, vs);
+  return [Math.min(hs, w), Math.min(vs, h)];
+}
+
+/** The libjpeg DCT-scaling factor sharp picks (fastShrinkOnLoad, its default). */
+export function jpegShrinkOnLoad(shrink: number): 1 | 2 | 4 | 8 {
+  let f: 1 | 2 | 4 | 8 = shrink >= 8 ? 8 : shrink >= 4 ? 4 : shrink >= 2 ? 2 : 1;
+  // sharp steps down when the shrink is exactly the factor (libjpeg rounding).
+  if (f > 1 && Math.trunc(shrink) === f) f = (f / 2) as 2 | 4;
+  return f;
+}
+
+/** Resize like sharp's resize(tw, th, { fit, kernel: lanczos3 }) after its shrink-on-load. */
+function resize(src: Plane, tw: number, th: number, fit: 'fill' | 'cover', loader: 'jpeg' | 'webp' | 'none', swap: boolean): Plane {
+  if (swap) [tw, th] = [th, tw];
+  let img = src;
+  let [hs, vs] = shrinks(img.width, img.height, tw, th, fit);
+  const common = Math.min(hs, vs);
+  if (loader === 'jpeg') {
+    const f = jpegShrinkOnLoad(common);
+    if (f > 1) img = blockAverage(img, f);
+  } else if (loader === 'webp' && common > 1) {
+    const scale = 1 / common;
+    const w = Math.max(1, rint(img.width * scale));
+    const h = Math.max(1, rint(img.height * scale));
+    if (h !== img.height) img = applyPass(img, 'v', areaPass(img.height, h));
+    if (w !== img.width) img = applyPass(img, 'h', areaPass(img.width, w));
+  }
+  [hs, vs] = shrinks(img.width, img.height, tw, th, fit);
+  // vips_resize(scale = 1/hs, vscale = 1/vs): reduce vertically, then horizontally, then any upsizing.
+  const hscale = Math.max(1 / hs, 1 / img.width);
+  const vscale = Math.max(1 / vs, 1 / img.height);
+  if (vscale < 1) for (const p of reducePasses(img.height, 1 / vscale)) img = applyPass(img, 'v', p);
+  if (hscale < 1) for (const p of reducePasses(img.width, 1 / hscale)) img = applyPass(img, 'h', p);
+  if (hscale > 1) img = applyPass(img, 'h', bicubicPass(img.width, hscale));
+  if (vscale > 1) img = applyPass(img, 'v', bicubicPass(img.height, vscale));
+  return img;
+}
+
+/** Apply EXIF orientation (1–8): the stored pixels → how the image is meant to be seen. */
+function orient(src: Plane, orientation: number): Plane {
+  if (!(orientation >= 2 && orientation <= 8)) return src;
+  const { width: w, height: h, channels: ch, data } = src;
+  const swap = orientation >= 5;
+  const ow = swap ? h : w;
+  const oh = swap ? w : h;
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < oh; y++) {
+    for (let x = 0; x < ow; x++) {
+      let sx: number, sy: number;
+      switch (orientation) {
+        case 2: sx = w - 1 - x; sy = y; break; // mirror horizontally
+        case 3: sx = w - 1 - x; sy = h - 1 - y; break; // rotate 180
+        case 4: sx = x; sy = h - 1 - y; break; // mirror vertically
+        case 5: sx = y; sy = x; break; // transpose
+        case 6: sx = y; sy = h - 1 - x; break; // rotate 90 clockwise
+        case 7: sx = w - 1 - y; sy = h - 1 - x; break; // transverse
+        default: sx = w - 1 - y; sy = x; break; // 8: rotate 90 anticlockwise
+      }
+      const s = (sy * w + sx) * ch;
+      const d = (y * ow + x) * ch;
+      for (let c = 0; c < ch; c++) out[d + c] = data[s + c]!;
+    }
+  }
+  return { width: ow, height: oh, channels: ch, data: out };
+}
+
+/** Centre crop as sharp computes it: offset (in − out + 1) / 2, integer division. */
+function centreCrop(src: Plane, size: number): Plane {
+  const { width, height, channels: ch, data } = src;
+  if (width === size && height === size) return src;
+  const left = Math.max(0, Math.floor((width - size + 1) / 2));
+  const top = Math.max(0, Math.floor((height - size + 1) / 2));
+  const out = new Uint8Array(size * size * ch);
+  for (let y = 0; y < size; y++) {
+    const sy = Math.min(height - 1, top + y);
+    for (let x = 0; x < size; x++) {
+      const sx = Math.min(width - 1, left + x);
+      for (let c = 0; c < ch; c++) out[(y * size + x) * ch + c] = data[(sy * width + sx) * ch + c]!;
+    }
+  }
+  return { width: size, height: size, channels: ch, data: out };
+}
+
+function toChannels(src: Plane, to: 1 | 3): Uint8Array {
+  const { data, channels: from } = src;
+  if (from === to) return data;
+  const n = src.width * src.height;
+  const out = new Uint8Array(n * to);
+  if (to === 1) for (let i = 0; i < n; i++) out[i] = luma(data[i * 3]!, data[i * 3 + 1]!, data[i * 3 + 2]!);
+  else for (let i = 0; i < n; i++) out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = data[i]!;
+  return out;
+}
+
+/** Decoded RGBA → size × size × channels bytes, row-major HWC, as the Node (sharp) decoder produces. */
+export function toModelInput(img: RgbaImage, opts: ModelInputOptions): Uint8Array {
+  const fit = opts.resize ?? 'fill';
+  const orientation = opts.orientation ?? 1;
+  let plane = flattenRgba(img, opts.background, opts.flattenRounding);
+  // sharp resizes the stored pixels (targets swapped for a 90° turn) and orients afterwards; so do we,
+  // which also rotates the small image rather than the large one.
+  const swap = orientation >= 5 && orientation <= 8;
+  plane = resize(plane, opts.size, opts.size, fit, opts.loader ?? 'none', swap);
+  plane = orient(plane, orientation);
+  if (fit === 'cover') plane = centreCrop(plane, opts.size);
+  if (plane.width !== opts.size || plane.height !== opts.size) throw new Error(`resize produced ${plane.width}×${plane.height}`);
+  return toChannels(plane, opts.channels);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Header readers: dimensions (to refuse decompression bombs before decoding) and EXIF orientation.
+
+const be16 = (b: Uint8Array, o: number) => (b[o]! << 8) | b[o + 1]!;
+const le16 = (b: Uint8Array, o: number) => b[o]! | (b[o + 1]! << 8);
+const le24 = (b: Uint8Array, o: number) => b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16);
+const be32 = (b: Uint8Array, o: number) => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+const le32 = (b: Uint8Array, o: number) => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+const tag = (b: Uint8Array, o: number) => String.fromCharCode(b[o]!, b[o + 1]!, b[o + 2]!, b[o + 3]!);
+
+export interface ImageSize {
+  width: number;
+  height: number;
+}
+
+/** PNG: the IHDR chunk, which must come first. */
+export function pngSize(b: Uint8Array): ImageSize | undefined {
+  if (b.length < 24 || tag(b, 12) !== 'IHDR') return undefined;
+  return { width: be32(b, 16), height: be32(b, 20) };
+}
+
+/** JPEG segments up to the first scan: [marker, payload start, payload end]. */
+function* jpegSegments(b: Uint8Array): Generator<[number, number, number]> {
+  let i = 2;
+  while (i + 4 <= b.length) {
+    if (b[i] !== 0xff) return; // lost sync: corrupt
+    const marker = b[i + 1]!;
+    if (marker === 0xff) {
+      i++; // fill byte
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      i += 2; // standalone markers carry no length
+      continue;
+    }
+    if (marker === 0xd9 || marker === 0xda) return; // end of image / start of scan
+    const len = be16(b, i + 2);
+    if (len < 2) return;
+    yield [marker, i + 4, Math.min(b.length, i + 2 + len)];
+    i += 2 + len;
+  }
+}
+
+/** JPEG: the first SOFn frame header (C0–CF except DHT C4, JPG C8, DAC CC). */
+export function jpegSize(b: Uint8Array): ImageSize | undefined {
+  for (const [m, s, e] of jpegSegments(b)) {
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+      if (e - s < 5) return undefined;
+      const height = be16(b, s + 1);
+      const width = be16(b, s + 3);
+      return width > 0 && height > 0 ? { width, height } : undefined; // height 0 (DNL) is not supported
+    }
+  }
+  return undefined;
+}
+
+/** WebP: lossy 'VP8 ' key-frame header, lossless 'VP8L' header, or the extended 'VP8X' canvas size. */
+export function webpSize(b: Uint8Array): ImageSize | undefined {
+  if (b.length < 30) return undefined;
+  const chunk = tag(b, 12);
+  if (chunk === 'VP8 ') {
+    if (b[23] !== 0x9d || b[24] !== 0x01 || b[25] !== 0x2a) return undefined;
+    return { width: le16(b, 26) & 0x3fff, height: le16(b, 28) & 0x3fff };
+  }
+  if (chunk === 'VP8L') {
+    if (b[20] !== 0x2f) return undefined;
+    const bits = le32(b, 21);
+    return { width: (bits & 0x3fff) + 1, height: ((bits >>> 14) & 0x3fff) + 1 };
+  }
+  if (chunk === 'VP8X') return { width: le24(b, 24) + 1, height: le24(b, 27) + 1 };
+  return undefined;
+}
+
+/** WebP extended format flags (VP8X): is it animated? */
+export function webpIsAnimated(b: Uint8Array): boolean {
+  return b.length >= 21 && tag(b, 12) === 'VP8X' && (b[20]! & 0x02) !== 0;
+}
+
+/** Orientation tag (0x0112) in a TIFF structure's first IFD; 1 when absent or invalid. */
+function tiffOrientation(b: Uint8Array, start: number, end: number): number {
+  if (end - start < 8) return 1;
+  const le = b[start] === 0x49 && b[start + 1] === 0x49;
+  if (!le && !(b[start] === 0x4d && b[start + 1] === 0x4d)) return 1;
+  const u16 = (o: number) => (le ? le16(b, o) : be16(b, o));
+  const u32 = (o: number) => (le ? le32(b, o) : be32(b, o));
+  if (u16(start + 2) !== 42) return 1;
+  const ifd = start + u32(start + 4);
+  if (ifd + 2 > end) return 1;
+  const count = u16(ifd);
+  for (let k = 0; k < count; k++) {
+    const e = ifd + 2 + k * 12;
+    if (e + 12 > end) break;
+    if (u16(e) === 0x0112) {
+      const v = u16(e + 2) === 3 ? u16(e + 8) : 1; // type SHORT
+      return v >= 1 && v <= 8 ? v : 1;
+    }
+  }
+  return 1;
+}
+
+const EXIF_HEADER = [0x45, 0x78, 0x69, 0x66, 0x00, 0x00]; // "Exif\0\0"
+const hasExifHeader = (b: Uint8Array, o: number) => EXIF_HEADER.every((x, i) => b[o + i] === x);
+
+/** EXIF orientation of a JPEG: the first APP1 "Exif" segment. */
+export function jpegOrientation(b: Uint8Array): number {
+  for (const [m, s, e] of jpegSegments(b)) {
+    if (m === 0xe1 && hasExifHeader(b, s)) return tiffOrientation(b, s + 6, e);
+  }
+  return 1;
+}
+
+/** EXIF orientation of a WebP: its 'EXIF' chunk (raw TIFF, sometimes behind an "Exif\0\0" header). */
+export function webpOrientation(b: Uint8Array): number {
+  if (tag(b, 12) !== 'VP8X') return 1;
+  for (let o = 12; o + 8 <= b.length; ) {
+    const len = le32(b, o + 4);
+    if (tag(b, o) === 'EXIF') {
+      const s = o + 8 + (hasExifHeader(b, o + 8) ? 6 : 0);
+      return tiffOrientation(b, s, Math.min(b.length, o + 8 + len));
+    }
+    o += 8 + len + (len & 1);
+  }
+  return 1;
+}
+
+/** EXIF orientation of a PNG: its 'eXIf' chunk (before the image data). */
+export function pngOrientation(b: Uint8Array): number {
+  for (let o = 8; o + 8 <= b.length; ) {
+    const len = be32(b, o);
+    const t = tag(b, o + 4);
+    if (t === 'eXIf') return tiffOrientation(b, o + 8, Math.min(b.length, o + 8 + len));
+    if (t === 'IDAT' || t === 'IEND') break;
+    o += 12 + len;
+  }
+  return 1;
+}
