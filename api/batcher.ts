@@ -172,3 +172,44 @@ export class MicroBatcher<I, O> {
     else this.fire();
   }
 }
+
+/** What the serving pair needs from a batcher. */
+export type Batcher<I, O> = Pick<MicroBatcher<I, O>, 'pending' | 'submitAll' | 'reserve'>;
+
+/**
+ * Runs each submission as its own batch. Workers cancel a request that waits on work another request
+ * started (its promise would be resolved from a foreign I/O context), so at the edge a request's images
+ * are never batched with another request's.
+ */
+export class PerRequestBatcher<I, O> implements Batcher<I, O> {
+  private running = 0;
+
+  constructor(private readonly opts: Pick<BatcherOptions<I, O>, 'maxBatch' | 'run' | 'onBatch'>) {}
+
+  /** Items accepted and not yet answered. */
+  get pending(): number {
+    return this.running;
+  }
+
+  async submitAll(items: I[]): Promise<O[]> {
+    const out: O[] = [];
+    for (let i = 0; i < items.length; i += this.opts.maxBatch) {
+      const batch = items.slice(i, i + this.opts.maxBatch);
+      const started = Date.now();
+      this.running += batch.length;
+      try {
+        const outs = await this.opts.run(batch);
+        if (outs.length !== batch.length) throw new Error(`batch function returned ${outs.length} results for ${batch.length} items`);
+        this.opts.onBatch?.(batch.length, Date.now() - started);
+        out.push(...outs);
+      } finally {
+        this.running -= batch.length;
+      }
+    }
+    return out;
+  }
+
+  reserve(): { submitAll(items: I[]): Promise<O[]>; release(): void } {
+    return { submitAll: (items) => this.submitAll(items), release: () => {} };
+  }
+}

@@ -4,7 +4,7 @@ import type { VectorIndex } from '../shared/index/vector-index.js';
 /** What requests do with a pair's index (writes go through the host, which knows the gallery revisions). */
 export type ServingIndex = Pick<VectorIndex, 'dimension' | 'size' | 'get' | 'has' | 'ids' | 'query'>;
 import type { GalleryItem } from './gallery.js';
-import { MicroBatcher } from './batcher.js';
+import { MicroBatcher, PerRequestBatcher, type Batcher } from './batcher.js';
 import type { ApiMetrics } from './metrics.js';
 import type { Preprocessing, ServingModel } from './model-source.js';
 
@@ -13,7 +13,7 @@ import type { Preprocessing, ServingModel } from './model-source.js';
  * so a swap never changes the model under a request, and the model is disposed when its last lease ends.
  */
 export class ServingPair<I extends ServingIndex = ServingIndex> {
-  readonly batcher: MicroBatcher<Float32Array, Float32Array>;
+  readonly batcher: Batcher<Float32Array, Float32Array>;
   private leases = 0;
   private retired = false;
   private disposed = false;
@@ -21,27 +21,32 @@ export class ServingPair<I extends ServingIndex = ServingIndex> {
   constructor(
     readonly model: ServingModel,
     readonly index: I,
-    batch: { maxBatch: number; maxWaitMs: number },
+    /** Micro-batching across concurrent requests, or (Workers) each request's images as their own batch. */
+    batch: { maxBatch: number; maxWaitMs: number; perRequest?: boolean },
     metrics: ApiMetrics,
   ) {
     const size = model.preprocessing.inputSize ** 2 * model.preprocessing.channels;
-    this.batcher = new MicroBatcher<Float32Array, Float32Array>({
-      maxBatch: batch.maxBatch,
-      maxWaitMs: batch.maxWaitMs,
-      // One batch per model thread in a pool, so the threads compute on separate cores at once.
-      concurrency: model.parallelism ?? 1,
-      run: async (items) => {
-        const input = new Float32Array(items.length * size);
-        items.forEach((x, i) => input.set(x, i * size));
-        const out = await model.forward(input, items.length);
-        const d = model.dimension;
-        return items.map((_, i) => out.slice(i * d, (i + 1) * d));
-      },
-      onBatch: (n, ms) => {
-        metrics.batchSize.observe({}, n);
-        metrics.batchSeconds.observe({}, ms / 1000);
-      },
-    });
+    const run = async (items: Float32Array[]) => {
+      const input = new Float32Array(items.length * size);
+      items.forEach((x, i) => input.set(x, i * size));
+      const out = await model.forward(input, items.length);
+      const d = model.dimension;
+      return items.map((_, i) => out.slice(i * d, (i + 1) * d));
+    };
+    const onBatch = (n: number, ms: number) => {
+      metrics.batchSize.observe({}, n);
+      metrics.batchSeconds.observe({}, ms / 1000);
+    };
+    this.batcher = batch.perRequest
+      ? new PerRequestBatcher({ maxBatch: batch.maxBatch, run, onBatch })
+      : new MicroBatcher({
+          maxBatch: batch.maxBatch,
+          maxWaitMs: batch.maxWaitMs,
+          // One batch per model thread in a pool, so the threads compute on separate cores at once.
+          concurrency: model.parallelism ?? 1,
+          run,
+          onBatch,
+        });
   }
 
   get version(): string {

@@ -74,6 +74,8 @@ export interface LocalEdgeOptions {
   vars?: Record<string, string>;
   /** Also run a second copy of the Worker (its own isolate) on the same bucket and index. */
   secondInstance?: boolean;
+  /** Vars of the second copy over `vars` (e.g. no ADMIN_TOKEN). */
+  secondVars?: Record<string, string>;
 }
 
 export interface LocalEdge {
@@ -108,6 +110,7 @@ export async function startLocalEdge(opts: LocalEdgeOptions): Promise<LocalEdge>
   if (opts.secondInstance) {
     workers.push({
       ...base('api-2'),
+      bindings: { ...cfg.vars, ...opts.vars, ...opts.secondVars },
       durableObjects: { [dobj.name]: { className: dobj.class_name, scriptName: first, useSQLite: true } },
       unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }],
     });

@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
 import { readdirSync } from 'node:fs';
-import { deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { threadSchedulingPolicy } from '../shared/node/cpu-scheduling.js';
@@ -10,7 +9,7 @@ import { loadFashionMnist } from '../shared/node/datasets.js';
 import { createMemoryLogger } from '../shared/log.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
 import { withLocalS3 } from './helpers/s3.js';
-import { b64, DIM, pool, png, publishFixture } from './helpers/api-fixtures.js';
+import { b64, bombPng, DIM, pool, png, publishFixture } from './helpers/api-fixtures.js';
 
 const s3 = withLocalS3();
 const TOKEN = 'test-admin-token-0123456789';
@@ -178,34 +177,6 @@ describe('embeddings', () => {
     await expectProblem(await fetch(url('/v1/embeddings'), { method: 'POST', body: new Uint8Array([1, 2]) }), 415);
   });
 });
-
-/** A PNG with only a valid signature + IHDR claiming w×h (and a tiny IDAT): what a bomb looks like to a header reader. */
-function bombPng(w: number, h: number): Uint8Array<ArrayBuffer> {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (b: Buffer) => {
-    let c = 0xffffffff;
-    for (const x of b) c = crcTable[(c ^ x) & 0xff]! ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer) => {
-    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const c = Buffer.alloc(4);
-    c.writeUInt32BE(crc(td));
-    return Buffer.concat([len, td, c]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 1; // bit depth
-  ihdr[9] = 0; // greyscale
-  return new Uint8Array(Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1000))), chunk('IEND', Buffer.alloc(0))]));
-}
 
 describe('gallery, search and classification', () => {
   const galleryIdx: number[] = [];

@@ -9,6 +9,20 @@ import { NoModelError, ServingPair, type HostStatus, type LoadFailure, type Serv
 import type { Answer, FillEntry, ItemMeta, VersionRef, VersionSummary } from './gallery-index.js';
 import type { GalleryIndexStub } from './gallery-index-do.js';
 
+/**
+ * Wait for work another request started. Workers cancel a request whose only pending work is a promise
+ * settled from another request's context ("hung"), so the waiter keeps a timer of its own going.
+ */
+export async function awaitForeign(work: Promise<unknown>): Promise<void> {
+  let settled = false;
+  void work.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await Promise.resolve(); // already settled: no timer
+  while (!settled) await new Promise((r) => setTimeout(r, 10));
+}
+
 /** Items embedded per round trip when catching an index up. */
 const CATCH_UP = 32;
 /** Catch-up rounds one request may spend before answering from the index as it is. */
@@ -25,7 +39,8 @@ const meta = (it: GalleryItem): ItemMeta => ({ id: it.id, revision: it.revision,
  */
 export class DurableIndex implements ServingIndex {
   constructor(
-    private readonly stub: GalleryIndexStub,
+    /** A stub for the calling request: Workers bind a stub to the request that made it. */
+    private readonly index: () => GalleryIndexStub,
     private readonly ref: VersionRef,
     private readonly embed: (items: ItemMeta[]) => Promise<FillEntry[]>,
     private readonly onSummary: (s: VersionSummary) => void,
@@ -36,40 +51,40 @@ export class DurableIndex implements ServingIndex {
   }
 
   async size(): Promise<number> {
-    return this.seen(await this.stub.summary(this.ref)).size;
+    return this.seen(await this.index().summary(this.ref)).size;
   }
 
   async get(id: string): Promise<IndexEntry | undefined> {
-    return (await this.answer(() => this.stub.get(this.ref, id))) ?? undefined;
+    return (await this.answer(() => this.index().get(this.ref, id))) ?? undefined;
   }
 
   has(id: string): Promise<boolean> {
-    return this.stub.has(this.ref, id);
+    return this.index().has(this.ref, id);
   }
 
   ids(): Promise<string[]> {
-    return this.stub.ids(this.ref);
+    return this.index().ids(this.ref);
   }
 
   query(vector: Float32Array, k: number, filter?: IndexFilter): Promise<IndexHit[]> {
-    return this.answer((last) => this.stub.query(this.ref, vector, k, filter, last ? 0 : CATCH_UP));
+    return this.answer((last) => this.index().query(this.ref, vector, k, filter, last ? 0 : CATCH_UP));
   }
 
   /** Embed pending items and store their vectors; returns what the index holds afterwards. */
   async catchUp(items: ItemMeta[]): Promise<VersionSummary> {
-    return this.seen(await this.stub.fill(this.ref, await this.embed(items)));
+    return this.seen(await this.index().fill(this.ref, await this.embed(items)));
   }
 
   async upsertItem(item: GalleryItem, vector: Float32Array): Promise<void> {
-    this.seen(await this.stub.upsert(this.ref, meta(item), vector));
+    this.seen(await this.index().upsert(this.ref, meta(item), vector));
   }
 
   open(): Promise<VersionSummary> {
-    return this.stub.open(this.ref).then((s) => this.seen(s));
+    return this.index().open(this.ref).then((s) => this.seen(s));
   }
 
   pendingItems(limit: number): Promise<ItemMeta[]> {
-    return this.stub.pendingItems(this.ref, limit);
+    return this.index().pendingItems(this.ref, limit);
   }
 
   private seen(s: VersionSummary): VersionSummary {
@@ -93,10 +108,12 @@ export interface EdgeHostDeps {
   source: ModelSource;
   gallery: Gallery;
   decoder: ImageDecoder;
-  index: GalleryIndexStub;
+  /** A stub for the calling request (Workers bind a stub to the request that made it). */
+  index: () => GalleryIndexStub;
   metrics: ApiMetrics;
   logger: Logger;
-  batch: { maxBatch: number; maxWaitMs: number };
+  /** Largest forward pass; each request's images are their own batch (see PerRequestBatcher). */
+  maxBatch: number;
   /** How stale an isolate's view of models/latest.json may get, in ms. */
   pollMs: number;
   now: () => number;
@@ -136,14 +153,16 @@ export class EdgeHost implements ServingHost {
    * Called as each request starts. Before the first model serves, the request waits for the look
    * (and the load); after, a due look runs in the background (`defer` is the request's waitUntil).
    */
-  follow(defer: (work: Promise<unknown>) => void): Promise<void> {
-    const due = this.deps.now() - this.lastPoll >= this.deps.pollMs;
-    if (due || this.refreshing) {
-      const work = this.refresh();
-      if (!this.serving) return work;
-      defer(work);
+  async follow(defer: (work: Promise<unknown>) => void): Promise<void> {
+    if (this.refreshing) {
+      // Started by another request: wait for it without awaiting its promise (see awaitForeign).
+      if (!this.serving) await awaitForeign(this.refreshing);
+      return;
     }
-    return Promise.resolve();
+    if (this.deps.now() - this.lastPoll < this.deps.pollMs) return;
+    const work = this.refresh();
+    if (this.serving) defer(work);
+    else await work;
   }
 
   status(): HostStatus {
@@ -178,7 +197,7 @@ export class EdgeHost implements ServingHost {
   }
 
   async removeItem(id: string): Promise<void> {
-    await this.deps.index.remove(id);
+    await this.deps.index().remove(id);
   }
 
   /** Nothing to do: the index syncs with the bucket's gallery when a version is first opened. */
@@ -202,7 +221,7 @@ export class EdgeHost implements ServingHost {
       const b = this.building ?? (this.building = await this.startBuild(v));
       if (!(await this.indexSome(b))) return; // more to embed: the next look goes on
       this.building = null;
-      const pair = new ServingPair(b.model, b.index, this.deps.batch, metrics);
+      const pair = new ServingPair(b.model, b.index, { maxBatch: this.deps.maxBatch, maxWaitMs: 0, perRequest: true }, metrics);
       this.indexSize = b.size();
       const old = this.serving;
       this.serving = pair; // the swap: model and index change together

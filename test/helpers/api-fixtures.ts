@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
+import { deflateSync } from 'node:zlib';
 import { buildCheckpointFiles } from '../../shared/checkpoint/format.js';
 import type { LinearHeadFile, ManifestFields } from '../../shared/checkpoint/manifest.js';
 import { publishCheckpoint } from '../../shared/checkpoint/publish.js';
@@ -103,3 +104,32 @@ export async function pool<T, R>(xs: T[], limit: number, f: (x: T, i: number) =>
   );
   return out;
 }
+
+/** A PNG with only a valid signature + IHDR claiming w×h (and a tiny IDAT): what a bomb looks like to a header reader. */
+export function bombPng(w: number, h: number): Uint8Array<ArrayBuffer> {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (b: Buffer) => {
+    let c = 0xffffffff;
+    for (const x of b) c = crcTable[(c ^ x) & 0xff]! ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 1; // bit depth
+  ihdr[9] = 0; // greyscale
+  return new Uint8Array(Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1000))), chunk('IEND', Buffer.alloc(0))]));
+}
+
