@@ -1,5 +1,5 @@
 import { ExactIndex } from '../../shared/index/exact-index.js';
-import type { IndexEntry, IndexFilter, IndexHit } from '../../shared/index/vector-index.js';
+import { IndexDimensionError, type IndexEntry, type IndexFilter, type IndexHit } from '../../shared/index/vector-index.js';
 import type { DurableObjectStorage } from './cf-types.js';
 
 /** A gallery item as the index needs it: its revision (which image bytes) and its payload. */
@@ -128,6 +128,8 @@ export class GalleryIndexCore {
   async fill(ref: VersionRef, entries: FillEntry[]): Promise<VersionSummary> {
     const st = await this.state(ref);
     const writes: Record<string, StoredVector> = {};
+    const wrong = entries.find((e) => e.vector && e.vector.length !== ref.dimension);
+    if (wrong?.vector) throw new IndexDimensionError(ref.dimension, wrong.vector.length);
     for (const e of entries) {
       const item = this.items.get(e.id);
       if (!item || item.revision !== e.revision) continue;
@@ -141,6 +143,7 @@ export class GalleryIndexCore {
   /** A new or replaced item, embedded under `version`: current everywhere, pending in the other versions. */
   async upsert(ref: VersionRef, item: ItemMeta, vector: Float32Array): Promise<VersionSummary> {
     const st = await this.state(ref);
+    if (vector.length !== ref.dimension) throw new IndexDimensionError(ref.dimension, vector.length);
     const known = this.items.get(item.id);
     if (known && newer(known, item)) return this.summarise(st); // a later write of this id already won
     this.items.set(item.id, item);
@@ -159,7 +162,7 @@ export class GalleryIndexCore {
 
   async query(ref: VersionRef, vector: Float32Array, k: number, filter: IndexFilter | undefined, catchUp: number): Promise<Answer<IndexHit[]>> {
     const st = await this.state(ref);
-    if (st.pending.size > 0) return { pending: this.pendingOf(st, catchUp) };
+    if (st.pending.size > 0 && catchUp > 0) return { pending: this.pendingOf(st, catchUp) };
     return { ok: st.index.querySync(vector, k, filter) };
   }
 
@@ -211,7 +214,9 @@ export class GalleryIndexCore {
       opening = this.loadVersion(version, dimension).finally(() => this.opening.delete(version));
       this.opening.set(version, opening);
     }
-    return opening;
+    const st = await opening;
+    if (st.index.dimension !== dimension) throw new Error(`model version ${version} has dimension ${st.index.dimension} in the gallery index, not ${dimension}`);
+    return st;
   }
 
   private async loadVersion(version: string, dimension: number): Promise<VersionState> {
@@ -224,8 +229,9 @@ export class GalleryIndexCore {
     } else {
       const prefix = vectorPrefix(version);
       for (const [key, stored] of await this.storage.list<StoredVector>({ prefix })) {
+        // A vector of an older revision still answers until the current one is embedded (as in a live index).
         const item = this.items.get(key.slice(prefix.length));
-        if (item && item.revision === stored.revision) this.apply(st, item, stored.vector);
+        if (item) this.apply(st, item, stored.vector, stored.revision);
       }
     }
     for (const [id, item] of this.items) if (st.revisions.get(id) !== item.revision) st.pending.add(id);
@@ -234,10 +240,10 @@ export class GalleryIndexCore {
     return st;
   }
 
-  private apply(st: VersionState, item: ItemMeta, vector: Float32Array | null): void {
+  private apply(st: VersionState, item: ItemMeta, vector: Float32Array | null, revision = item.revision): void {
     if (vector) st.index.upsertSync({ id: item.id, vector, label: item.label, metadata: item.metadata });
     else void st.index.delete(item.id);
-    st.revisions.set(item.id, item.revision);
+    st.revisions.set(item.id, revision);
     st.pending.delete(item.id);
   }
 
