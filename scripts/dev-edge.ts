@@ -59,8 +59,12 @@ async function main(): Promise<void> {
     await edge.close();
     process.exit(0);
   };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  // Miniflare's own signal hook exits at once, before the worker could snapshot and release its job:
+  // replace it; shutdown closes Miniflare itself.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.removeAllListeners(sig);
+    process.on(sig, () => void shutdown(sig));
+  }
 }
 
 main().catch((err: unknown) => {

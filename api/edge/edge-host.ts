@@ -159,7 +159,8 @@ export class EdgeHost implements ServingHost {
       if (!this.serving) await awaitForeign(this.refreshing);
       return;
     }
-    if (this.deps.now() - this.lastPoll < this.deps.pollMs) return;
+    // A new version's index still being built goes on at once; otherwise look at most every pollMs.
+    if (!this.building && this.deps.now() - this.lastPoll < this.deps.pollMs) return;
     const work = this.refresh();
     if (this.serving) defer(work);
     else await work;
