@@ -7,7 +7,8 @@ import type { Logger } from '../shared/log.js';
 import type { ApiMetrics } from './metrics.js';
 import type { ModelSource, ServingModel } from './model-source.js';
 import { normalise } from './preprocess.js';
-import { NoModelError, ServingPair, type HostStatus, type LoadFailure, type ServingHost } from './serving-pair.js';
+import { LatestFollower } from './latest-follower.js';
+import { NoModelError, ServingPair, type HostStatus, type ServingHost } from './serving-pair.js';
 
 export { NoModelError, ServingPair, type HostStatus, type LoadFailure, type ServingHost } from './serving-pair.js';
 
@@ -51,10 +52,8 @@ const REINDEX_CHUNK = 64;
 
 export class ModelHost implements ServingHost {
   private serving: IndexedPair | null = null;
-  private latest: string | null = null;
-  private latestError: string | null = null;
+  private readonly follower: LatestFollower;
   private building: { version: string; phase: 'loading' | 'indexing'; done: number; total: number; dirty: Set<string> } | null = null;
-  private readonly failures = new Map<string, LoadFailure>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
   private refreshing: Promise<void> | null = null;
@@ -64,6 +63,7 @@ export class ModelHost implements ServingHost {
 
   constructor(private readonly deps: ModelHostDeps) {
     this.now = deps.now ?? Date.now;
+    this.follower = new LatestFollower({ source: deps.source, metrics: deps.metrics, logger: deps.logger, now: this.now });
   }
 
   /** The pair serving now (null before the first model is ready). */
@@ -82,18 +82,15 @@ export class ModelHost implements ServingHost {
     const b = this.building;
     const base = {
       serving: this.serving?.version ?? null,
-      latest: this.latest,
+      latest: this.follower.latest,
       loading: b ? { version: b.version, phase: b.phase, done: b.done, total: b.total } : null,
-      failures: [...this.failures.values()],
+      failures: this.follower.failures,
       indexSize: this.serving?.index.sizeSync() ?? 0,
     };
     if (this.serving) return { ready: true, ...base };
     let reason: string;
     if (b) reason = b.phase === 'loading' ? `loading model ${b.version}` : `re-indexing the gallery for model ${b.version}: ${b.done}/${b.total} images`;
-    else if (this.latestError) reason = `cannot read models/latest.json: ${this.latestError}`;
-    else if (this.latest === null) reason = 'no model has been published yet (models/latest.json is missing); train one or wait for the worker';
-    else if (this.failures.has(this.latest)) reason = `model ${this.latest} failed to load: ${this.failures.get(this.latest)!.error}`;
-    else reason = 'starting';
+    else reason = this.follower.notReadyReason();
     return { ready: false, reason, ...base };
   }
 
@@ -129,32 +126,17 @@ export class ModelHost implements ServingHost {
   }
 
   private async refreshOnce(): Promise<void> {
-    const { logger } = this.deps;
-    try {
-      this.latest = await this.deps.source.readLatest();
-      this.latestError = null;
-    } catch (err) {
-      this.latestError = (err as Error).message;
-      logger.warn('could not read latest model pointer', { err: err as Error });
-      return;
-    }
-    const v = this.latest;
-    if (v === null || v === this.serving?.version || this.failures.has(v)) return;
+    const v = await this.follower.look(this.serving?.version ?? null);
+    if (v === null) return;
     try {
       const pair = await this.build(v);
       const old = this.serving;
       this.serving = pair; // the swap: model and index change together
-      this.deps.metrics.modelSwaps.inc();
-      this.deps.metrics.modelInfo.reset();
-      this.deps.metrics.modelInfo.set({ version: v }, 1);
       old?.retire();
-      logger.info('serving model', { version: v, previous: old?.version ?? null, indexSize: pair.index.sizeSync() });
+      this.follower.swapped(v, old?.version ?? null, { indexSize: pair.index.sizeSync() });
       this.scheduleSnapshot();
     } catch (err) {
-      const message = (err as Error).message;
-      this.failures.set(v, { version: v, error: message, at: new Date(this.now()).toISOString() });
-      this.deps.metrics.loadFailures.inc({ version: v });
-      logger.error('model version failed to load; skipping it', { version: v, err: err as Error });
+      this.follower.failedToLoad(v, err);
     } finally {
       this.building = null;
     }

@@ -5,7 +5,8 @@ import type { Gallery, GalleryItem } from '../gallery.js';
 import type { ApiMetrics } from '../metrics.js';
 import type { ModelSource, ServingModel } from '../model-source.js';
 import { normalise } from '../preprocess.js';
-import { NoModelError, ServingPair, type HostStatus, type LoadFailure, type ServingHost, type ServingIndex } from '../serving-pair.js';
+import { LatestFollower } from '../latest-follower.js';
+import { NoModelError, ServingPair, type HostStatus, type ServingHost, type ServingIndex } from '../serving-pair.js';
 import type { Answer, FillEntry, ItemMeta, VersionRef, VersionSummary } from './gallery-index.js';
 import type { GalleryIndexStub } from './gallery-index-do.js';
 
@@ -130,14 +131,14 @@ type Building = { version: string; model: ServingModel; index: DurableIndex; don
 export class EdgeHost implements ServingHost {
   private serving: ServingPair<DurableIndex> | null = null;
   private building: Building | null = null;
-  private latest: string | null = null;
-  private latestError: string | null = null;
-  private readonly failures = new Map<string, LoadFailure>();
+  private readonly follower: LatestFollower;
   private lastPoll = -Infinity;
   private refreshing: Promise<void> | null = null;
   private indexSize = 0;
 
-  constructor(private readonly deps: EdgeHostDeps) {}
+  constructor(private readonly deps: EdgeHostDeps) {
+    this.follower = new LatestFollower(deps);
+  }
 
   get current(): ServingPair<DurableIndex> | null {
     return this.serving;
@@ -170,18 +171,15 @@ export class EdgeHost implements ServingHost {
     const b = this.building;
     const base = {
       serving: this.serving?.version ?? null,
-      latest: this.latest,
+      latest: this.follower.latest,
       loading: b ? { version: b.version, phase: 'indexing' as const, done: b.done, total: b.total } : null,
-      failures: [...this.failures.values()],
+      failures: this.follower.failures,
       indexSize: this.serving ? this.indexSize : 0,
     };
     if (this.serving) return { ready: true, ...base };
     let reason: string;
     if (b) reason = `re-indexing the gallery for model ${b.version}: ${b.done}/${b.total} images`;
-    else if (this.latestError) reason = `cannot read models/latest.json: ${this.latestError}`;
-    else if (this.latest === null) reason = 'no model has been published yet (models/latest.json is missing); train one or wait for the worker';
-    else if (this.failures.has(this.latest)) reason = `model ${this.latest} failed to load: ${this.failures.get(this.latest)!.error}`;
-    else reason = 'starting';
+    else reason = this.follower.notReadyReason();
     return { ready: false, reason, ...base };
   }
 
@@ -205,38 +203,23 @@ export class EdgeHost implements ServingHost {
   noteChange(): void {}
 
   private async refreshOnce(): Promise<void> {
-    const { logger, metrics } = this.deps;
     this.lastPoll = this.deps.now();
-    try {
-      this.latest = await this.deps.source.readLatest();
-      this.latestError = null;
-    } catch (err) {
-      this.latestError = (err as Error).message;
-      logger.warn('could not read latest model pointer', { err: err as Error });
-      return;
-    }
-    const v = this.latest;
-    if (this.building && this.building.version !== v) this.abandonBuild();
-    if (v === null || v === this.serving?.version || this.failures.has(v)) return;
+    const v = await this.follower.look(this.serving?.version ?? null);
+    if (this.building && this.building.version !== this.follower.latest) this.abandonBuild();
+    if (v === null) return;
     try {
       const b = this.building ?? (this.building = await this.startBuild(v));
       if (!(await this.indexSome(b))) return; // more to embed: the next look goes on
       this.building = null;
-      const pair = new ServingPair(b.model, b.index, { maxBatch: this.deps.maxBatch, maxWaitMs: 0, perRequest: true }, metrics);
+      const pair = new ServingPair(b.model, b.index, { maxBatch: this.deps.maxBatch, maxWaitMs: 0, perRequest: true }, this.deps.metrics);
       this.indexSize = b.size();
       const old = this.serving;
       this.serving = pair; // the swap: model and index change together
-      metrics.modelSwaps.inc();
-      metrics.modelInfo.reset();
-      metrics.modelInfo.set({ version: v }, 1);
       old?.retire();
-      logger.info('serving model', { version: v, previous: old?.version ?? null, indexSize: this.indexSize, runtime: b.model.runtime });
+      this.follower.swapped(v, old?.version ?? null, { indexSize: this.indexSize, runtime: b.model.runtime });
     } catch (err) {
       this.abandonBuild();
-      const message = (err as Error).message;
-      this.failures.set(v, { version: v, error: message, at: new Date(this.deps.now()).toISOString() });
-      metrics.loadFailures.inc({ version: v });
-      logger.error('model version failed to load; skipping it', { version: v, err: err as Error });
+      this.follower.failedToLoad(v, err);
     }
   }
 

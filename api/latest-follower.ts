@@ -1,0 +1,58 @@
+import type { Logger } from '../shared/log.js';
+import type { ApiMetrics } from './metrics.js';
+import type { ModelSource } from './model-source.js';
+import type { LoadFailure } from './serving-pair.js';
+
+/**
+ * What every host tracks about models/latest.json: the version it names, why it could not be read, and
+ * the versions that failed to load (skipped until latest names another one), with the metrics and log
+ * lines that go with each. The hosts differ in when they look and how they build an index.
+ */
+export class LatestFollower {
+  latest: string | null = null;
+  private readError: string | null = null;
+  private readonly failed = new Map<string, LoadFailure>();
+
+  constructor(private readonly deps: { source: ModelSource; metrics: ApiMetrics; logger: Logger; now: () => number }) {}
+
+  /** Read the pointer; the version to load, or null when it names nothing new (or could not be read). */
+  async look(serving: string | null): Promise<string | null> {
+    try {
+      this.latest = await this.deps.source.readLatest();
+      this.readError = null;
+    } catch (err) {
+      this.readError = (err as Error).message;
+      this.deps.logger.warn('could not read latest model pointer', { err: err as Error });
+      return null;
+    }
+    const v = this.latest;
+    return v === null || v === serving || this.failed.has(v) ? null : v;
+  }
+
+  swapped(version: string, previous: string | null, fields: Record<string, unknown>): void {
+    const { metrics, logger } = this.deps;
+    metrics.modelSwaps.inc();
+    metrics.modelInfo.reset();
+    metrics.modelInfo.set({ version }, 1);
+    logger.info('serving model', { version, previous, ...fields });
+  }
+
+  failedToLoad(version: string, err: unknown): void {
+    this.failed.set(version, { version, error: (err as Error).message, at: new Date(this.deps.now()).toISOString() });
+    this.deps.metrics.loadFailures.inc({ version });
+    this.deps.logger.error('model version failed to load; skipping it', { version, err: err as Error });
+  }
+
+  get failures(): LoadFailure[] {
+    return [...this.failed.values()];
+  }
+
+  /** Why nothing serves yet, when no version is being built. */
+  notReadyReason(): string {
+    if (this.readError) return `cannot read models/latest.json: ${this.readError}`;
+    if (this.latest === null) return 'no model has been published yet (models/latest.json is missing); train one or wait for the worker';
+    const f = this.failed.get(this.latest);
+    if (f) return `model ${this.latest} failed to load: ${f.error}`;
+    return 'starting';
+  }
+}
