@@ -177,9 +177,9 @@ export class MicroBatcher<I, O> {
 export type Batcher<I, O> = Pick<MicroBatcher<I, O>, 'pending' | 'submitAll' | 'reserve'>;
 
 /**
- * Runs each submission as its own batch. Workers cancel a request that waits on work another request
- * started (its promise would be resolved from a foreign I/O context), so at the edge a request's images
- * are never batched with another request's.
+ * Runs each submission as its own batch. In workerd, concurrent requests sharing MicroBatcher's batches
+ * were cancelled as hung (a request's result settled by a batch that another request's timer started),
+ * so at the edge a request's images are never batched with another request's.
  */
 export class PerRequestBatcher<I, O> implements Batcher<I, O> {
   private running = 0;

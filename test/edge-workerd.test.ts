@@ -194,6 +194,23 @@ describe('the edge Worker in workerd', () => {
     expect(r405.headers.get('allow')).toBe('POST');
     await expectProblem(await fetch(A('/v1/images/no-such-image')), 404);
     await expectProblem(await postJson(A('/v1/search'), { id: 'no-such-image', k: 3 }), 404);
+    // The gallery is still empty: kNN has nothing to vote with.
+    await expectProblem(await post(A('/v1/classify?method=knn'), await png(test, 1), 'image/png'), 409, /no labelled images/);
+  });
+
+  it('a cold isolate answers a burst of concurrent first requests (none waits on another’s work)', async () => {
+    const cold = await startLocalEdge({ buildDir, vars: { LOG_LEVEL: 'warn' } });
+    try {
+      await ensureModelPublished(cold.store, BUNDLED);
+      const images = await Promise.all(Array.from({ length: 8 }, (_, i) => png(test, i)));
+      const answers = await Promise.all(images.map((b) => post(`${cold.url}/v1/embeddings`, b, 'image/png')));
+      expect(answers.map((r) => r.status)).toEqual(images.map(() => 200));
+      const vectors = await Promise.all(answers.map(async (r) => ((await r.json()) as { data: { embedding: number[] }[] }).data[0]!.embedding));
+      const onNode = await embed((p) => `${node.url}${p}`, images, 'image/png');
+      vectors.forEach((v, i) => v.forEach((x, j) => expect(Math.abs(x - onNode[i]![j]!)).toBeLessThanOrEqual(1e-4)));
+    } finally {
+      await cold.close();
+    }
   });
 });
 

@@ -10,20 +10,6 @@ import { NoModelError, ServingPair, type HostStatus, type ServingHost, type Serv
 import type { Answer, FillEntry, ItemMeta, VersionRef, VersionSummary } from './gallery-index.js';
 import type { GalleryIndexStub } from './gallery-index-do.js';
 
-/**
- * Wait for work another request started. Workers cancel a request whose only pending work is a promise
- * settled from another request's context ("hung"), so the waiter keeps a timer of its own going.
- */
-export async function awaitForeign(work: Promise<unknown>): Promise<void> {
-  let settled = false;
-  void work.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  await Promise.resolve(); // already settled: no timer
-  while (!settled) await new Promise((r) => setTimeout(r, 10));
-}
-
 /** Items embedded per round trip when catching an index up. */
 const CATCH_UP = 32;
 /** Catch-up rounds one request may spend before answering from the index as it is. */
@@ -156,8 +142,7 @@ export class EdgeHost implements ServingHost {
    */
   async follow(defer: (work: Promise<unknown>) => void): Promise<void> {
     if (this.refreshing) {
-      // Started by another request: wait for it without awaiting its promise (see awaitForeign).
-      if (!this.serving) await awaitForeign(this.refreshing);
+      if (!this.serving) await this.refreshing; // the first model is loading (started by another request)
       return;
     }
     // A new version's index still being built goes on at once; otherwise look at most every pollMs.

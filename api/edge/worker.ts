@@ -21,7 +21,7 @@ import { storeJobs } from '../jobs.js';
 import { ApiMetrics } from '../metrics.js';
 import { ApiError, problemResponse } from '../problem.js';
 import type { DurableObjectNamespace, ExecutionContext, R2Bucket } from './cf-types.js';
-import { EdgeHost, awaitForeign } from './edge-host.js';
+import { EdgeHost } from './edge-host.js';
 import type { GalleryIndexStub } from './gallery-index-do.js';
 import { createEdgeImageDecoder } from './image-decode.js';
 import { R2Store } from './r2-store.js';
@@ -95,14 +95,12 @@ async function initBackend(wanted: 'auto' | 'wasm' | 'cpu', logger: Logger): Pro
 
 export default {
   async fetch(request: Request, env: EdgeEnv, ctx: ExecutionContext): Promise<Response> {
-    const starting = isolate;
     isolate ??= createIsolate(env).catch((err: unknown) => {
       isolate = null; // the next request tries again
       throw err;
     });
     let it: Isolate;
     try {
-      if (starting) await awaitForeign(starting); // another request is building it
       it = await isolate;
     } catch (err) {
       console.error(JSON.stringify({ level: 'error', msg: 'edge API failed to start', error: (err as Error).message }));
