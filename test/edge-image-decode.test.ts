@@ -14,7 +14,7 @@ import { EDGE_CODEC_WASM, createEdgeImageDecoder } from '../api/edge/image-decod
 import { normalise } from '../api/preprocess.js';
 import type { Preprocessing } from '../api/model-source.js';
 import { DecodeError, type DecodeTarget, type DecodedImage, type ImageDecoder } from '../shared/image/decoder.js';
-import { jpegOrientation, jpegSize, pngSize, webpSize } from '../shared/image/pixels.js';
+import { jpegOrientation, jpegSize, pngSize, webpSize } from '../shared/image/headers.js';
 import { loadCheckpointDir } from '../shared/node/checkpoint-dir.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { createImageDecoder, createSharpDecoder } from '../shared/node/image-decode.js';

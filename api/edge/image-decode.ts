@@ -10,18 +10,8 @@ import pngDecode, { init as initPng } from '@jsquash/png/decode.js';
 import jpegDecode, { init as initJpegUntyped } from '@jsquash/jpeg/decode.js';
 import webpDecode, { init as initWebpUntyped } from '@jsquash/webp/decode.js';
 import { DecodeError, sniffImageFormat, type DecodeTarget, type DecodedImage, type ImageDecoder } from '../../shared/image/decoder.js';
-import {
-  jpegOrientation,
-  jpegSize,
-  pngOrientation,
-  pngSize,
-  toModelInput,
-  webpIsAnimated,
-  webpOrientation,
-  webpSize,
-  type ImageSize,
-  type RgbaImage,
-} from '../../shared/image/pixels.js';
+import { jpegOrientation, jpegSize, pngOrientation, pngSize, webpIsAnimated, webpOrientation, webpSize, type ImageSize } from '../../shared/image/headers.js';
+import { toModelInput, type RgbaImage } from '../../shared/image/pixels.js';
 
 /**
  * The codec binaries, relative to the project root, for the Worker entry:
