@@ -27,3 +27,13 @@ if (!existsSync(path.join(fmnist, 'train-images-idx3-ubyte.gz'))) {
     say(`Fashion-MNIST not found in ${fmnist}: run \`sudo apt-get install -y dataset-fashion-mnist\` or set FMNIST_DIR (training, evaluation and tests need it; serving does not)`);
   }
 }
+
+// The console's browser test drives Debian's Chromium (playwright-core cannot download a browser here).
+if (process.argv.includes('--browser') && !existsSync('/usr/bin/chromium')) {
+  if (process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
+    say('installing Chromium for the browser tests (apt-get install chromium)');
+    run('apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium');
+  } else {
+    say('Chromium not found at /usr/bin/chromium: the browser tests will be skipped (`sudo apt-get install -y chromium` to run them)');
+  }
+}
