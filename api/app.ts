@@ -82,6 +82,12 @@ export function createApp(deps: AppDeps): App {
   });
 
   app.onError((err, c) => {
+    // The client went away mid-request (the body read rejects): not our failure, so no error log and no 5xx.
+    // The request's signal tells, not the error: an S3 socket reset throws ECONNRESET too, and that is a 500.
+    if (c.req.raw.signal?.aborted) {
+      logger.debug('client closed the request', { requestId: c.get('requestId'), path: c.req.path, error: (err as Error)?.message ?? String(err) });
+      return problem(c, new ApiError(CLIENT_CLOSED, 'client-closed-request', 'Client closed request', 'the client closed the connection before the request was answered'));
+    }
     if (err instanceof ApiError) return problem(c, err);
     if (err instanceof NoModelError) return problem(c, unavailable(err.message));
     if (err instanceof IndexDimensionError) return problem(c, new ApiError(400, 'invalid-request', 'Invalid request', err.message));
@@ -152,6 +158,9 @@ export function createApp(deps: AppDeps): App {
 
   return app;
 }
+
+/** nginx's non-standard status for a request the client abandoned; never seen by the client. */
+const CLIENT_CLOSED = 499;
 
 /** Bytes of an over-limit body read and thrown away before the 413; beyond that the connection is cut. */
 const DRAIN_CAP = 64 * 1024 * 1024;

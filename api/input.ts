@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { DecodeError, type DecodeTarget, type ImageDecoder } from '../shared/image/decoder.js';
+import { jsonTooDeep } from '../shared/gallery/layout.js';
 import type { Preprocessing } from './model-source.js';
 import { normalise } from './preprocess.js';
 import { ApiError, badRequest, fromZod, tooManyPixels, undecodable, unsupportedMediaType } from './problem.js';
@@ -53,7 +54,14 @@ export async function rawBody(c: Context): Promise<RawImage> {
   return { bytes, contentType: mediaType(c), field: 'body' };
 }
 
-/** JSON body → validated value; malformed JSON or a schema mismatch → 400 naming the field. */
+/**
+ * Levels a JSON body may nest. No request schema comes near it (gallery metadata, the deepest field, is
+ * capped at 32 levels by its schema); it stops bodies nested thousands of levels deep — small, valid
+ * JSON — before anything recursive (zod, JSON.stringify) touches them and overflows the stack.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** JSON body → validated value; malformed JSON, too deep nesting or a schema mismatch → 400 naming the field. */
 export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
   const text = await c.req.text();
   let raw: unknown;
@@ -61,6 +69,11 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Prom
     raw = JSON.parse(text);
   } catch (err) {
     throw badRequest(`body: not valid JSON (${(err as Error).message})`, [{ field: 'body', message: 'malformed JSON' }]);
+  }
+  const deep = jsonTooDeep(raw, MAX_JSON_DEPTH);
+  if (deep) {
+    const field = typeof deep[0] === 'string' ? `body.${deep[0]}` : 'body';
+    throw badRequest(`${field}: nested more than ${MAX_JSON_DEPTH} levels deep`, [{ field, message: 'nested too deeply' }]);
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw fromZod(parsed.error, 'body');

@@ -80,14 +80,28 @@ export const ImageList = z
   .object({ items: z.array(GalleryItemResponse), nextCursor: z.string().nullable() })
   .openapi('GalleryPage');
 
+/** k in a query string (?k=5: text, coerced). */
 export const K = z.coerce.number().int().min(1).max(1000);
+/** k in a JSON body: a JSON integer (no coercion: true, [5] and "5" are errors there). */
+export const KJson = z.number().int().min(1).max(1000);
+
+/** The largest finite float32: vectors are searched as Float32Array, where anything larger is ±Infinity. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+export const SearchVector = z
+  .array(z.number())
+  .min(1)
+  .superRefine((v, ctx) => {
+    const i = v.findIndex((x) => !(Math.abs(x) <= FLOAT32_MAX));
+    if (i >= 0) ctx.addIssue({ code: 'custom', path: [i], message: `${v[i]} is not finite as float32 (|x| ≤ ${FLOAT32_MAX})` });
+  });
 
 export const SearchJson = z
   .object({
     id: GalleryId.optional(),
-    vector: z.array(z.number()).min(1).optional(),
+    vector: SearchVector.optional(),
     base64: Base64Image.optional(),
-    k: K.default(10),
+    k: KJson.default(10),
     filter: z.object({ label: GalleryLabel.optional() }).strict().optional(),
   })
   .strict()

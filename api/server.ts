@@ -67,7 +67,33 @@ export interface StartApiOptions {
   waitForModel?: boolean;
   /** Overrides of the parsed environment. */
   settings?: Partial<ApiEnv>;
+  /** Overrides of the HTTP server's limits (HTTP_LIMITS; tests shorten the timeouts). */
+  httpLimits?: Partial<HttpLimits>;
 }
+
+export interface HttpLimits {
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnections: number;
+}
+
+/**
+ * Node's HTTP server limits. Its defaults hold a request whose body trickles in for 5 minutes and accept
+ * any number of connections, so a handful of slow clients can pin memory and sockets for free.
+ */
+export const HTTP_LIMITS: HttpLimits = {
+  // Whole request (headers + body) must arrive within 30 s: the largest body (MAX_BODY_BYTES, 10 MB by
+  // default) needs ~2.7 Mbit/s for that; a slower upload, or a trickle, gets 408 and the connection closed.
+  requestTimeoutMs: 30_000,
+  // Headers are a few hundred bytes; 10 s is generous for a real client.
+  headersTimeoutMs: 10_000,
+  // An idle keep-alive connection is closed after 5 s (Node's default), freeing its slot under maxConnections.
+  keepAliveTimeoutMs: 5_000,
+  // Past this, new connections are refused outright: far above the load the model can serve on a few cores
+  // (the bench peaks at 32 clients), low enough that buffered bodies (up to MAX_BODY_BYTES each) stay bounded.
+  maxConnections: 512,
+};
 
 export interface ApiServer {
   url: string;
@@ -124,8 +150,17 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
 
   const port = opts.port ?? settings.PORT;
   const hostname = opts.host ?? settings.HOST;
+  const limits = { ...HTTP_LIMITS, ...opts.httpLimits };
+  const serverOptions = {
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs), // Node requires ≤ requestTimeout
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // How often Node checks those timeouts (default 30 s, which would let a 30 s timeout run to 60 s).
+    connectionsCheckingInterval: Math.min(5_000, Math.max(50, Math.round(limits.requestTimeoutMs / 5))),
+  };
   const { server, actualPort } = await new Promise<{ server: ServerType; actualPort: number }>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port, hostname }, (info) => resolve({ server: s, actualPort: info.port }));
+    const s = serve({ fetch: app.fetch, port, hostname, serverOptions }, (info) => resolve({ server: s, actualPort: info.port }));
+    (s as { maxConnections?: number }).maxConnections = limits.maxConnections;
     s.once('error', (err: NodeJS.ErrnoException) =>
       reject(new Error(err.code === 'EADDRINUSE' ? `port ${port} on ${hostname} is in use; set PORT to a free port` : `cannot listen on ${hostname}:${port}: ${err.message}`)),
     );

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import { dirname } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { parseS3Config, s3ConfigFromEnv, wantsLocalS3, type S3Config } from '../store/config.js';
@@ -10,8 +11,11 @@ import type { ObjectStore } from '../store/object-store.js';
 /** The slice of s3rver 3.7.1 used here (it ships no types). */
 interface S3rverInstance {
   run(): Promise<{ address: string; port: number }>;
+  /** With a trailing callback: the http.Server, listening once the callback runs. */
+  listen(...args: unknown[]): Server;
   close(): Promise<void>;
   store: FilesystemStore;
+  logger: { close(): void };
 }
 interface S3rverObject {
   bucket: string;
@@ -73,15 +77,18 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
     configureBuckets: [{ name: bucket }],
   });
   makeObjectsAtomic(server.store);
+  rejectListenErrors(server);
   let addr: { port: number };
   try {
     addr = await server.run();
   } catch (err) {
+    server.logger.close();
     const code = (err as { code?: string }).code;
     const hint = code === 'EADDRINUSE' ? ` (port ${opts.port} is in use; pick another or use 0 for a free one)` : '';
-    throw new Error(`could not start the local S3 server on ${host}:${opts.port ?? 0}${hint}: ${String(err)}`, {
-      cause: err,
-    });
+    throw Object.assign(
+      new Error(`could not start the local S3 server on ${host}:${opts.port ?? 0}${hint}: ${(err as Error).message ?? String(err)}`, { cause: err }),
+      code ? { code } : {},
+    );
   }
   const endpoint = `http://${host}:${addr.port}`;
   const config = parseS3Config({
@@ -117,6 +124,22 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
       await server.close();
     },
   };
+}
+
+/**
+ * s3rver's listen() resolves on 'listening' but never handles 'error': a port in use is an uncaught
+ * EADDRINUSE that kills the process with a raw stack. Make run() reject instead.
+ */
+function rejectListenErrors(s3rver: S3rverInstance): void {
+  const listen = s3rver.listen.bind(s3rver);
+  s3rver.listen = ((...args: unknown[]) =>
+    new Promise<Server>((resolve, reject) => {
+      const http = listen(...args, () => {
+        http.off('error', reject);
+        resolve(http);
+      });
+      http.once('error', reject);
+    })) as unknown as S3rverInstance['listen'];
 }
 
 /**
@@ -200,6 +223,21 @@ export async function storeFromEnv(
   const port = opts.port ?? (portEnv ? Number(portEnv) : 4568);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`S3_LOCAL_PORT must be a port number (0 = any free port), got '${portEnv}'`);
-  const local = await startLocalS3({ dir: opts.localDir ?? '.data/s3', port, bucket: env['S3_BUCKET'] || 'vicreg' });
+  const dir = opts.localDir ?? '.data/s3';
+  let local: LocalS3;
+  try {
+    local = await startLocalS3({ dir, port, bucket: env['S3_BUCKET'] || 'vicreg' });
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
+    throw Object.assign(
+      new Error(
+        `the embedded local S3 server cannot listen on port ${port} (S3_LOCAL_PORT): it is in use, by another \`npm start\` ` +
+          `or another program. Stop that, or set S3_LOCAL_PORT to a free port (0 = any free port); a second \`npm start\` ` +
+          `also needs its own S3_LOCAL_DIR (this one uses ${dir})`,
+        { cause: err },
+      ),
+      { code: 'EADDRINUSE' },
+    );
+  }
   return { store: local.store, local, close: () => local.close() };
 }
