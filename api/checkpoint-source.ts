@@ -6,6 +6,7 @@ import { activateVersion, listVersions, readLatest, readManifest } from '../shar
 import { predictLinearVector } from '../shared/eval/linear-head.js';
 import { servingForward } from '../shared/model/serving-graph.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
+import { checkModelSanity } from './model-sanity.js';
 import { VersionNotFoundError, type ModelSource, type ModelSummary, type ServingModel } from './model-source.js';
 
 /**
@@ -77,7 +78,10 @@ export interface CheckpointSourceOptions {
   run?: RunNetwork;
 }
 
-/** ModelSource over the checkpoint format in the bucket (shared/checkpoint): load = fetch + sha256 verify. */
+/**
+ * ModelSource over the checkpoint format in the bucket (shared/checkpoint): load = fetch + sha256 verify
+ * + the sanity probe (api/model-sanity.ts: finite, not collapsed), so both hosts refuse a broken model alike.
+ */
 export function checkpointSource(store: ObjectStore, opts: CheckpointSourceOptions = {}): ModelSource {
   const run = opts.run ?? runInThisThread;
   return {
@@ -91,6 +95,13 @@ export function checkpointSource(store: ObjectStore, opts: CheckpointSourceOptio
       const pre = manifest.preprocessing;
       const dimension = manifest.representationDim;
       const runner = await run(verified);
+      // Files that match their sha256 can still hold NaN or collapsed weights: probe before serving.
+      try {
+        await checkModelSanity(version, pre, dimension, (input, n) => runner.forward(input, n));
+      } catch (err) {
+        runner.dispose();
+        throw err;
+      }
       const served: ServingModel = {
         version,
         preprocessing: { inputSize: pre.inputSize, channels: pre.channels, mean: pre.mean, std: pre.std, resize: pre.resize },
@@ -116,9 +127,9 @@ export function checkpointSource(store: ObjectStore, opts: CheckpointSourceOptio
     async listVersions() {
       return (await listVersions(store)).reverse().map(summarise);
     },
-    async activate(version) {
+    async activate(version, opts = {}) {
       if (!VERSION_RE.test(version) || !(await readManifest(store, version))) throw new VersionNotFoundError(version);
-      await activateVersion(store, version);
+      await activateVersion(store, version, { force: opts.force ?? false });
     },
   };
 }

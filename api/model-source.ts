@@ -50,12 +50,18 @@ export interface ServingModel {
 export interface ModelSource {
   /** The version models/latest.json points at, or null when nothing is published. */
   readLatest(): Promise<string | null>;
-  /** Load and verify (sha256) a version; throws with a message naming what is wrong. */
+  /**
+   * Load and verify a version: sha256 of every file, then a probe batch whose outputs must be finite and
+   * not collapsed (api/model-sanity.ts); throws with a message naming what is wrong.
+   */
   load(version: string): Promise<ServingModel>;
   /** Published versions, newest first. */
   listVersions(): Promise<ModelSummary[]>;
-  /** Point latest at this version (promote or roll back). Throws VersionNotFoundError if absent. */
-  activate(version: string): Promise<void>;
+  /**
+   * Point latest at this version (promote or roll back). Throws VersionNotFoundError if absent, and
+   * refuses a version the publish gate rejected unless `force`. Loading still probes it (see load).
+   */
+  activate(version: string, opts?: { force?: boolean }): Promise<void>;
 }
 
 export class VersionNotFoundError extends Error {

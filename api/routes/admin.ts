@@ -1,13 +1,24 @@
 import type { Context, Next } from 'hono';
 import { JobId } from '../../shared/jobs/schema.js';
 import type { App, AppDeps, AppEnv } from '../context.js';
-import { jsonBody } from '../input.js';
+import { jsonBody, mediaType } from '../input.js';
 import { lossSvg } from '../loss-svg.js';
 import { VersionNotFoundError } from '../model-source.js';
 import { ApiError, conflict, notFound } from '../problem.js';
 import { inBackground, problemResponses, route } from '../route.js';
 import { JobIdParam, RetrainRequest, VersionParam } from '../schemas.js';
 import { z } from '@hono/zod-openapi';
+
+/** Optional body of POST /admin/models/{version}/activate. */
+const ActivateRequest = z
+  .object({
+    force: z.boolean().optional().openapi({
+      description:
+        'Activate even a version the publish gate rejected. The serving hosts still probe it before serving (finite, not collapsed outputs) and keep the old model if it fails.',
+    }),
+  })
+  .strict()
+  .openapi('ActivateRequest');
 
 const JobSchema = z.record(z.string(), z.unknown()).openapi('Job', { description: 'A job file (request, state, progress, metrics)' });
 const security = [{ Bearer: [] }];
@@ -114,30 +125,49 @@ export function registerAdmin(app: App, deps: AppDeps): void {
       path: '/admin/models/{version}/activate',
       tags: ['admin'],
       summary: 'Point latest at a version (promote or roll back); this replica starts loading it at once',
+      description:
+        'A version the publish gate rejected answers 409 unless the body is {"force": true}. Whether forced or not, a version serves only once it loads, passes its sha256 checks and the sanity probe (finite, not collapsed outputs); otherwise the old model keeps serving and /v1/models, /readyz and model_load_failures_total say why.',
       security,
-      request: { params: VersionParam },
+      request: {
+        params: VersionParam,
+        body: { required: false, description: 'Optional; no body means {"force": false}', content: { 'application/json': { schema: ActivateRequest } } },
+      },
       responses: {
         202: {
-          description: 'latest.json moved; the version serves once loaded and indexed (see /v1/models)',
+          description: 'latest.json moved; the version serves once loaded, probed and indexed (see /v1/models)',
           content: { 'application/json': { schema: z.object({ latest: z.string(), serving: z.string().nullable() }) } },
         },
-        ...problemResponses(401, 404, 409, 503),
+        ...problemResponses(400, 401, 404, 409, 415, 503),
       },
     },
     async (c) => {
       const version = c.req.param('version')!;
+      const { force = false } = await activateBody(c);
       try {
-        await models.activate(version);
+        await models.activate(version, { force });
       } catch (err) {
         if (err instanceof VersionNotFoundError) throw notFound(err.message);
-        if (err instanceof Error && err.name === 'CheckpointError') throw conflict(err.message);
+        if (err instanceof Error && err.name === 'CheckpointError') {
+          const forceHint = !force && / with force to override$/.test(err.message);
+          throw conflict(forceHint ? `${err.message}: send {"force": true} as the JSON body of this request` : err.message);
+        }
         throw err;
       }
-      logger.info('model activated', { requestId: c.get('requestId'), version });
+      logger.info('model activated', { requestId: c.get('requestId'), version, force });
       inBackground(c, modelHost.refresh());
       return c.json({ latest: version, serving: modelHost.current?.version ?? null }, 202);
     },
   );
+
+  /** The activate body: none (or empty) → {}; otherwise application/json matching ActivateRequest. */
+  async function activateBody(c: Context<AppEnv>): Promise<z.output<typeof ActivateRequest>> {
+    const text = await c.req.text();
+    if (text.trim() === '') return {};
+    const t = mediaType(c);
+    if (t !== 'application/json' && !t.endsWith('+json'))
+      throw new ApiError(415, 'unsupported-media-type', 'Unsupported media type', `send the activation options as application/json, not ${t || 'no Content-Type'}`);
+    return jsonBody(c, ActivateRequest);
+  }
 
   async function findJob(c: Context<AppEnv>) {
     const id = c.req.param('id')!;
