@@ -153,16 +153,31 @@ export async function updateJob(
 }
 
 /**
- * Ask for a job to stop. A queued job is cancelled at once; a running one is flagged and its worker
- * stops within one step; a finished job is returned unchanged. Null if the job does not exist.
+ * Ask for a job to stop. A queued job is cancelled at once; so is a running one whose lease has expired
+ * (no live worker holds it: it died); a running one under a live lease is flagged and its worker stops
+ * within one step; a finished job is returned unchanged. Null if the job does not exist.
  */
 export async function requestCancel(store: ObjectStore, id: string, clock: Clock): Promise<JobFile | null> {
   const res = await updateJob(store, id, clock, (job) => {
     if (TERMINAL_STATES.includes(job.state)) return null;
     job.cancelRequested = true;
-    if (job.state === 'queued') job.state = 'cancelled';
     job.logTail = appendLog(job.logTail, `${iso(clock)} cancel requested`);
+    if (job.state === 'queued') job.state = 'cancelled';
+    else if (!leaseLive(job, clock.now())) cancelAbandoned(job, clock);
     return job;
   });
   return res?.job ?? null;
+}
+
+/** A worker holds the job: it has a lease that has not expired. */
+export function leaseLive(job: JobFile, now: number): boolean {
+  return job.lease !== undefined && Date.parse(job.lease.expiresAt) > now;
+}
+
+/** End a running job that has cancelRequested but no live worker: cancelled, lease removed. */
+export function cancelAbandoned(job: JobFile, clock: Clock): void {
+  const owner = job.lease?.owner;
+  delete job.lease;
+  job.state = 'cancelled';
+  job.logTail = appendLog(job.logTail, `${iso(clock)} cancelled (no live worker${owner ? `: lease of ${owner} expired` : ''})`);
 }

@@ -1,6 +1,6 @@
 import type { ObjectStore } from '../store/object-store.js';
 import { iso, type Clock } from './clock.js';
-import { listJobs, updateJob, type VersionedJob } from './jobs.js';
+import { cancelAbandoned, leaseLive, listJobs, updateJob, type VersionedJob } from './jobs.js';
 import { appendLog, TERMINAL_STATES, type JobFile, type JobResult } from './schema.js';
 
 /**
@@ -24,9 +24,7 @@ export class LeaseLostError extends Error {
   }
 }
 
-function leaseExpired(job: JobFile, now: number): boolean {
-  return job.lease === undefined || Date.parse(job.lease.expiresAt) <= now;
-}
+const leaseExpired = (job: JobFile, now: number): boolean => !leaseLive(job, now);
 
 /** Queued, or running under a lease that has expired (its worker died): resume from its snapshot. */
 export function isClaimable(job: JobFile, now: number): boolean {
@@ -44,6 +42,11 @@ export async function claimJob(
 ): Promise<VersionedJob | null> {
   const res = await updateJob(store, id, clock, (job) => {
     if (!isClaimable(job, clock.now())) return null;
+    // Cancelled while its worker was alive, then the worker died before acting on it: end it here.
+    if (job.cancelRequested) {
+      cancelAbandoned(job, clock);
+      return job;
+    }
     const resumed = job.state === 'running';
     job.state = 'running';
     job.attempts += 1;
@@ -54,7 +57,7 @@ export async function claimJob(
     );
     return job;
   });
-  if (!res || !res.changed) return null;
+  if (!res || !res.changed || res.job.state !== 'running') return null;
   return { job: res.job, etag: res.etag };
 }
 
