@@ -105,7 +105,7 @@ export function registerAdmin(app: App, deps: AppDeps): void {
       method: 'post',
       path: '/admin/jobs/{id}/cancel',
       tags: ['admin'],
-      summary: 'Cancel a job (queued: at once; running: within one step)',
+      summary: 'Cancel a job (queued, or running with no live worker: at once; running: within one step)',
       security,
       request: { params: JobIdParam },
       responses: { 202: { description: 'Cancel requested', content: { 'application/json': { schema: z.object({ job: JobSchema }) } } }, ...problemResponses(401, 404, 503) },
