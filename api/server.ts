@@ -15,7 +15,8 @@ import { s3ConfigFromEnv } from '../shared/store/config.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { createS3Store } from '../shared/store/s3-store.js';
 import { createApp } from './app.js';
-import { checkpointSource, runInThisThread } from './checkpoint-source.js';
+import { checkpointSource, runInThisThread, type RunNetwork } from './checkpoint-source.js';
+import { hasOnnx, runOnOnnxRuntime } from './node/onnx-runner.js';
 import { runInModelThread } from './node/thread-runner.js';
 import type { App } from './context.js';
 import { ApiEnvError, CommonApiEnv, apiConfig, intSetting, parseSettings } from './config.js';
@@ -31,6 +32,10 @@ export const ApiEnv = CommonApiEnv.extend({
   PORT: intSetting('PORT', 0, 65535).default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
   /** 'on': the forward pass runs in a worker thread (HTTP and decoding overlap with it); 'off': on the event loop. */
+  /** 'auto': onnxruntime where the checkpoint has model.onnx and onnxruntime loads, tfjs otherwise. */
+  SERVING_ENGINE: z.enum(['auto', 'onnxruntime', 'tfjs'], { error: "SERVING_ENGINE must be 'auto', 'onnxruntime' or 'tfjs'" }).default('auto'),
+  /** onnxruntime's threads for one forward pass. */
+  SERVING_THREADS: intSetting('SERVING_THREADS', 1, 256).default(() => Math.max(1, availableParallelism())),
   MODEL_THREAD: z.enum(['on', 'off'], { error: "MODEL_THREAD must be 'on' or 'off'" }).default('on'),
   /** Model threads in the pool (one batch each, computing at once); default: one per core. */
   MODEL_THREADS: intSetting('MODEL_THREADS', 1, 64).default(() => Math.max(1, availableParallelism())),
@@ -124,7 +129,7 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
   const decoder = createImageDecoder({ maxPixels: settings.MAX_PIXELS });
   const gallery = new Gallery(store, () => clock.now());
   const backend = BackendEnv.safeParse(env);
-  const run = threaded
+  const onTfjs: RunNetwork = threaded
     ? runInModelThread({
         backend: backend.success ? backend.data.VICREG_BACKEND : 'auto',
         threads: settings.MODEL_THREAD_WASM_THREADS,
@@ -133,6 +138,21 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
         onError: (err) => logger.warn('model thread did not close cleanly', { err }),
       })
     : runInThisThread;
+  const onOnnx = runOnOnnxRuntime({ threads: settings.SERVING_THREADS });
+  const engine = settings.SERVING_ENGINE;
+  const run: RunNetwork = async (checkpoint) => {
+    if (engine !== 'tfjs' && hasOnnx(checkpoint)) {
+      try {
+        return await onOnnx(checkpoint);
+      } catch (err) {
+        if (engine === 'onnxruntime') throw err;
+        logger.warn('onnxruntime cannot serve this checkpoint; serving it on tfjs', { version: checkpoint.manifest.version, err: err as Error });
+      }
+    } else if (engine === 'onnxruntime') {
+      throw new Error(`checkpoint ${checkpoint.manifest.version} has no model.onnx, which SERVING_ENGINE=onnxruntime needs (auto serves it on tfjs)`);
+    }
+    return onTfjs(checkpoint);
+  };
   const models = opts.models ?? checkpointSource(store, { run });
   const host = new ModelHost({
     source: models,

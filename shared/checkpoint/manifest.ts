@@ -5,6 +5,7 @@ import { LinearHeadSchema, type LinearHead } from '../eval/linear-head.js';
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 export const LINEAR_HEAD_JSON = 'linear-head.json';
+export const MODEL_ONNX = 'model.onnx';
 export const MANIFEST_JSON = 'manifest.json';
 
 /**
