@@ -8,6 +8,7 @@ import type { AppDeps, AppEnv, App } from './context.js';
 import { NoModelError } from './serving-pair.js';
 import { ApiError, problemResponse, unavailable } from './problem.js';
 import { allowedMethods, problemResponses, route } from './route.js';
+import { registerConsole } from './console/index.js';
 import { registerAdmin } from './routes/admin.js';
 import { registerGallery } from './routes/gallery.js';
 import { registerInference } from './routes/inference.js';
@@ -140,6 +141,7 @@ export function createApp(deps: AppDeps): App {
   registerGallery(app, deps);
   registerModels(app, deps);
   registerAdmin(app, deps);
+  registerConsole(app);
 
   route(app, { method: 'get', path: '/openapi.json', tags: ['ops'], summary: 'This API as OpenAPI 3.1', responses: { 200: { description: 'OpenAPI document' } } }, (c) =>
     c.json(

@@ -1,0 +1,2 @@
+/** The console's icon: three clusters of points, the embedding map in miniature. */
+export const CONSOLE_ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#0b4f8a"/><g fill="#ffd166"><circle cx="9" cy="10" r="2.5"/><circle cx="12" cy="7" r="2"/></g><g fill="#7bdff2"><circle cx="22" cy="12" r="2.5"/><circle cx="25" cy="16" r="2"/></g><g fill="#f4a6c1"><circle cx="13" cy="23" r="2.5"/><circle cx="17" cy="25" r="2"/></g></svg>`;
