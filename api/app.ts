@@ -125,7 +125,7 @@ export function createApp(deps: AppDeps): App {
     },
     (c) => {
       const s = modelHost.status();
-      if (s.ready) return c.json({ status: 'ready', model: { version: s.serving }, indexSize: s.indexSize, loading: s.loading, failures: s.failures });
+      if (s.ready) return c.json({ status: 'ready', model: { version: s.serving, runtime: modelHost.current?.model.runtime ?? null }, indexSize: s.indexSize, loading: s.loading, failures: s.failures });
       return problem(c, new ApiError(503, 'not-ready', 'Not ready', s.reason ?? 'not ready', { loading: s.loading, failures: s.failures, latest: s.latest }, { 'Retry-After': '2' }));
     },
   );

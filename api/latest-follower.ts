@@ -29,12 +29,12 @@ export class LatestFollower {
     return v === null || v === serving || this.failed.has(v) ? null : v;
   }
 
-  swapped(version: string, previous: string | null, fields: Record<string, unknown>): void {
+  swapped(version: string, previous: string | null, runtime: string | undefined, fields: Record<string, unknown>): void {
     const { metrics, logger } = this.deps;
     metrics.modelSwaps.inc();
     metrics.modelInfo.reset();
-    metrics.modelInfo.set({ version }, 1);
-    logger.info('serving model', { version, previous, ...fields });
+    metrics.modelInfo.set({ version, runtime: runtime ?? 'unknown' }, 1);
+    logger.info('serving model', { version, previous, runtime, ...fields });
   }
 
   failedToLoad(version: string, err: unknown): void {

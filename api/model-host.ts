@@ -133,7 +133,7 @@ export class ModelHost implements ServingHost {
       const old = this.serving;
       this.serving = pair; // the swap: model and index change together
       old?.retire();
-      this.follower.swapped(v, old?.version ?? null, { indexSize: pair.index.sizeSync() });
+      this.follower.swapped(v, old?.version ?? null, pair.model.runtime, { indexSize: pair.index.sizeSync() });
       this.scheduleSnapshot();
     } catch (err) {
       this.follower.failedToLoad(v, err);

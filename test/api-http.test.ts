@@ -366,7 +366,7 @@ describe('models and admin', () => {
     expect(text).toMatch(/http_requests_total\{method="POST",route="\/v1\/embeddings",status="422"\} \d+/);
     expect(text).toMatch(/http_request_duration_seconds_bucket\{method="POST",route="\/v1\/search",status="200",le="0.1"\} \d+/);
     expect(text).toMatch(/embed_batch_size_count \d+/);
-    expect(text).toContain(`model_info{version="${version}"} 1`);
+    expect(text).toMatch(new RegExp(`model_info\\{runtime="[^"]+",version="${version}"\\} 1`));
     expect(text).toMatch(new RegExp(`gallery_index_size\\{version="${version}"\\} ${GALLERY_PER_CLASS * 10 - 1}`));
     expect(text).toMatch(/model_load_failures_total/);
   });

@@ -309,7 +309,7 @@ describe('gallery, search and classification across two isolates', () => {
     expect(models.models.find((m) => m.version === bundled)?.state).toBe('serving');
     const metrics = await (await fetch(A('/metrics'))).text();
     expect(metrics).toMatch(/http_requests_total\{[^}]*route="\/v1\/search"/);
-    expect(metrics).toMatch(new RegExp(`model_info\\{version="${bundled}"\\} 1`));
+    expect(metrics).toMatch(new RegExp(`model_info\\{runtime="wasm[^"]*",version="${bundled}"\\} 1`));
     const doc = await json<{ paths: Record<string, unknown> }>(await fetch(A('/openapi.json')));
     expect(Object.keys(doc.paths)).toContain('/v1/embeddings');
   });

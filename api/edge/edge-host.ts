@@ -201,7 +201,7 @@ export class EdgeHost implements ServingHost {
       const old = this.serving;
       this.serving = pair; // the swap: model and index change together
       old?.retire();
-      this.follower.swapped(v, old?.version ?? null, { indexSize: this.indexSize, runtime: b.model.runtime });
+      this.follower.swapped(v, old?.version ?? null, b.model.runtime, { indexSize: this.indexSize });
     } catch (err) {
       this.abandonBuild();
       this.follower.failedToLoad(v, err);
