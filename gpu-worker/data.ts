@@ -4,34 +4,57 @@ import { splitIndices } from '../shared/data/split.js';
 import { sha256Hex } from '../shared/checkpoint/sha256.js';
 import type { ModelConfig } from '../shared/model/config.js';
 import type { DatasetSpec } from '../shared/jobs/schema.js';
-import { loadFashionMnist, loadImageFolder } from '../shared/node/datasets.js';
+import { loadFashionMnist, loadImageFolder, loadMnist } from '../shared/node/datasets.js';
 import { createImageDecoder } from '../shared/node/image-decode.js';
 import { loadGalleryDataset } from '../shared/gallery/dataset.js';
 import type { ImageDecoder } from '../shared/image/decoder.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 
 /**
- * The data one training run needs: images to pretrain on, and — where labels exist — a labelled
- * train/held-out pair for kNN and the linear probe. Node-only (reads files, decodes with sharp).
+ * The data one training run needs: images to pretrain on and — where labels exist — a labelled
+ * validation split carved from the training images (Fashion-MNIST: a seeded 5,000 of the 60,000;
+ * folders and galleries: a seeded 10% of the labelled images), never pretrained on. Validation decides
+ * everything: the publish gate, per-epoch monitoring, recipe and hyper-parameter choices. The official
+ * test split (Fashion-MNIST only) is loaded only when asked for, for the figures reported at the end.
+ * Node-only (reads files, decodes with sharp).
  */
 export interface TrainingData {
   /** e.g. "fashion-mnist" or "folder:/data/pets". */
   name: string;
+  /** The pretraining images (validation images excluded). */
   train: ImageDataset;
   norm: Normalisation;
   /** sha256 of the pretraining pixels and labels: "same data" is checkable across checkpoints. */
   fingerprint: string;
   /** Labelled evaluation sets; absent when the data has no labels. */
-  evaluation?: { train: ImageDataset; test: ImageDataset; numClasses: number; classNames?: string[] };
+  evaluation?: {
+    /** Labelled pretraining images: the kNN bank and the linear probe's training set. */
+    train: ImageDataset;
+    /** The validation split. */
+    val: ImageDataset;
+    numClasses: number;
+    classNames?: string[];
+  };
+  /** The official test split, only when `DataLimits.testLimit` asks for it and the dataset has one. */
+  test?: ImageDataset;
 }
 
+/** Fashion-MNIST's validation split: this many of the 60,000 training images. */
+export const FASHION_MNIST_VAL = 5000;
+/** Folders and galleries: this fraction of the labelled images. */
+export const VAL_FRACTION = 0.1;
+
 export interface DataLimits {
-  /** Labelled images for the kNN memory bank and probe training. */
+  /** Labelled training images for the kNN memory bank and probe training. */
   evalTrainLimit: number;
-  /** Held-out labelled images. */
-  evalTestLimit: number;
-  /** Held-out fraction for folders and the gallery (which have no official test split). */
-  valFraction?: number;
+  /** Validation images used (the first of the seeded split). */
+  evalValLimit: number;
+  /** Load this many official test images (Fashion-MNIST), for final figures only; default none. */
+  testLimit?: number;
+  /**
+   * Seed of the validation split; default 0. Deliberately not the run's seed: every run (and the served
+   * model the gate compares with) is measured on the same held-out images.
+   */
   seed?: number;
   warn?: (message: string) => void;
 }
@@ -97,9 +120,11 @@ export async function loadTrainingData(
   sources: DataSources = {},
 ): Promise<TrainingData> {
   if (spec.kind === 'fashion-mnist') {
-    const train = await loadFashionMnist('train', spec.limit !== undefined ? { limit: spec.limit } : {});
-    checkShape(train, model, 'Fashion-MNIST');
-    const test = await loadFashionMnist('test', { limit: limits.evalTestLimit });
+    const all = await loadFashionMnist('train');
+    checkShape(all, model, 'Fashion-MNIST');
+    const { train: rest, val } = carveValidation(all, limits.seed ?? 0);
+    const train = spec.limit !== undefined ? subset(rest, first(rest.n, spec.limit)) : rest;
+    const test = limits.testLimit ? await loadFashionMnist('test', { limit: limits.testLimit }) : undefined;
     return {
       name: 'fashion-mnist',
       train,
@@ -107,10 +132,11 @@ export async function loadTrainingData(
       fingerprint: await fingerprint(train),
       evaluation: {
         train: subset(train, first(train.n, limits.evalTrainLimit)),
-        test,
+        val: subset(val, first(val.n, limits.evalValLimit)),
         numClasses: 10,
-        ...(train.classNames ? { classNames: train.classNames } : {}),
+        ...(all.classNames ? { classNames: all.classNames } : {}),
       },
+      ...(test ? { test } : {}),
     };
   }
   if (spec.kind === 'folder') {
@@ -156,7 +182,7 @@ async function unlabelled(all: ImageDataset, name: string): Promise<TrainingData
 async function withHeldOut(all: ImageDataset, name: string, limits: DataLimits): Promise<TrainingData> {
   const labels = all.labels!;
   const labelledIdx = Int32Array.from(labels.keys()).filter((i) => labels[i]! >= 0);
-  const split = splitIndices(labelledIdx.length, limits.valFraction ?? 0.1, limits.seed ?? 0);
+  const split = splitIndices(labelledIdx.length, VAL_FRACTION, limits.seed ?? 0);
   if (split.val.length === 0 || split.train.length === 0) {
     limits.warn?.(`${name}: only ${labelledIdx.length} labelled image(s), too few to hold out an evaluation split; training without evaluation`);
     return unlabelled(all, name);
@@ -165,7 +191,7 @@ async function withHeldOut(all: ImageDataset, name: string, limits: DataLimits):
   const val = Int32Array.from(split.val, (k) => labelledIdx[k]!); // ascending: both inputs are
   for (const i of val) heldOut[i] = 1;
   const train = subset(all, keep(all.n, heldOut), `${name}:train`);
-  const test = subset(all, val.subarray(0, limits.evalTestLimit), `${name}:val`);
+  const valSet = subset(all, val.subarray(0, limits.evalValLimit), `${name}:val`);
   const bank = Int32Array.from(train.labels!.keys()).filter((k) => train.labels![k]! >= 0);
   return {
     name,
@@ -174,7 +200,7 @@ async function withHeldOut(all: ImageDataset, name: string, limits: DataLimits):
     fingerprint: await fingerprint(all),
     evaluation: {
       train: subset(train, bank.subarray(0, limits.evalTrainLimit)),
-      test,
+      val: valSet,
       numClasses: all.classNames!.length,
       classNames: all.classNames!,
     },
@@ -183,3 +209,30 @@ async function withHeldOut(all: ImageDataset, name: string, limits: DataLimits):
 
 /** Indices 0..n-1 whose mask entry is 0, ascending. */
 const keep = (n: number, mask: Uint8Array): Int32Array => Int32Array.from({ length: n }, (_, i) => i).filter((i) => mask[i] === 0);
+
+/**
+ * Fashion-MNIST's (or MNIST's) validation split: a seeded FASHION_MNIST_VAL of the training images (10% of
+ * a smaller file), and the rest in their original order. The same for every run with the same seed.
+ */
+export function carveValidation(all: ImageDataset, seed = 0): { train: ImageDataset; val: ImageDataset } {
+  const count = Math.min(FASHION_MNIST_VAL, Math.round(all.n * VAL_FRACTION));
+  const split = splitIndices(all.n, count / all.n, seed);
+  const base = all.source.replace(/:train$/, '');
+  return { train: subset(all, split.train, `${base}:train`), val: subset(all, split.val, `${base}:val`) };
+}
+
+/**
+ * The labelled splits `npm run eval` scores a checkpoint on, the same as the trainer's: the kNN bank and
+ * probe from the training part, scored on the validation split (for choosing) or the test split (to report).
+ */
+export async function labelledSplits(
+  dataset: 'fashion-mnist' | 'mnist',
+  split: 'validation' | 'test',
+  limits: { trainLimit?: number; evalLimit?: number },
+): Promise<{ train: ImageDataset; eval: ImageDataset }> {
+  const load = dataset === 'mnist' ? loadMnist : loadFashionMnist;
+  const { train, val } = carveValidation(await load('train'));
+  const evalSet = split === 'validation' ? val : await load('test');
+  const cap = (ds: ImageDataset, k?: number) => (k !== undefined && k < ds.n ? subset(ds, first(ds.n, k)) : ds);
+  return { train: cap(train, limits.trainLimit), eval: cap(evalSet, limits.evalLimit) };
+}

@@ -9,8 +9,30 @@ import { storeFromEnv } from '../shared/node/local-s3.js';
 import { workerConfigFromEnv } from './config.js';
 import { createStderrLogger } from '../shared/node/stderr-log.js';
 import { startWorker } from './worker.js';
+import { HelpRequested, parseFlags, UsageError } from './cli-args.js';
+
+const USAGE = 'usage: npm run worker   (no flags: settings come from the environment)';
+const SETTINGS = `Settings (environment; defaults in brackets; see gpu-worker/README.md):
+  S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, …  the bucket (none: the embedded local server)
+  WORKER_ID [host-pid]  LEASE_SECONDS [60]  POLL_INTERVAL_MS [5000]  PROGRESS_INTERVAL_MS [5000]
+  SNAPSHOT_EVERY_STEPS [50]  DIAGNOSTICS_EVERY_STEPS [50]
+  GATE_MIN_STD [0.01]  GATE_MIN_RANK [2]  GATE_MIN_EMBEDDING_STD [0.1]  GATE_MARGIN [0.02]
+  EVAL_TRAIN_LIMIT [10000] (kNN bank / probe)  EVAL_TEST_LIMIT [10000] (validation images)  PROBE_EPOCHS [20]
+  SHUTDOWN_TIMEOUT_MS [20000]  MAX_JOBS [0 = unlimited]  EXIT_WHEN_IDLE [false]  LOG_LEVEL [info]
+  VICREG_BACKEND [auto]  VICREG_THREADS
+Exit codes: 0 stopped (SIGTERM/SIGINT, MAX_JOBS, EXIT_WHEN_IDLE), 1 crashed, 2 bad flags or settings.`;
 
 async function main(): Promise<void> {
+  try {
+    parseFlags(process.argv.slice(2), {}, USAGE, SETTINGS);
+  } catch (e) {
+    if (e instanceof HelpRequested) {
+      process.stdout.write(e.message);
+      process.exit(0);
+    }
+    process.stderr.write(`npm run worker: ${(e as Error).message}\n`);
+    process.exit(e instanceof UsageError ? 2 : 1);
+  }
   const bootLog = createStderrLogger();
   let config;
   try {

@@ -5,13 +5,19 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { parseProgressLines } from '../shared/eval/progress-schema.js';
 import { renderReport } from '../shared/eval/report.js';
 import { EvalResultSchema, type EvalResult } from '../shared/eval/result-schema.js';
+import { parseFlags, runCli, UsageError, type FlagTable } from './cli-args.js';
 
 const USAGE = 'usage: npm run report -- --run <run folder with progress.jsonl [and eval.json]> [--out report.html] [--title "…"]';
+
+const REPORT_FLAGS: FlagTable = {
+  run: { type: 'string', help: '<dir>  a training run folder (progress.jsonl, and eval.json when present)' },
+  out: { type: 'string', help: '<file>  where to write the page (<run>/report.html)' },
+  title: { type: 'string', help: '<text>  page title' },
+};
 
 const Args = z.object({
   run: z.string({ error: `--run is required.\n${USAGE}` }).min(1, `--run needs a folder.\n${USAGE}`),
@@ -19,14 +25,16 @@ const Args = z.object({
   title: z.string().min(1).optional(),
 });
 
-class CliError extends Error {}
+/** Bad usage or input (exit 2). */
+class CliError extends UsageError {}
 
 export async function main(argv: string[]): Promise<string> {
   let raw;
   try {
-    raw = parseArgs({ args: argv, options: { run: { type: 'string' }, out: { type: 'string' }, title: { type: 'string' } }, strict: true }).values;
+    raw = parseFlags(argv, REPORT_FLAGS, USAGE);
   } catch (e) {
-    throw new CliError(`${(e as Error).message}\n${USAGE}`);
+    if (e instanceof UsageError) throw new CliError(`${e.message}\n${USAGE}`);
+    throw e;
   }
   const parsed = Args.safeParse(raw);
   if (!parsed.success) throw new CliError(parsed.error.issues.map((i) => i.message).join('\n'));
@@ -71,11 +79,5 @@ export async function main(argv: string[]): Promise<string> {
 
 // Run only when executed directly (tests import main).
 if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
-  main(process.argv.slice(2)).then(
-    (out) => console.log(`report written to ${out}`),
-    (e) => {
-      console.error(e instanceof CliError ? `report: ${e.message}` : e);
-      process.exitCode = e instanceof CliError ? 2 : 1;
-    },
-  );
+  runCli('npm run report', async () => console.log(`report written to ${await main(process.argv.slice(2))}`));
 }

@@ -1,46 +1,80 @@
 /**
  * `npm run train -- --dataset fashion-mnist|folder|gallery --epochs 3 [--batch 256 --seed 0 --recipe small --out runs/x …]`
  *
- * Pretrains VICReg, evaluates kNN and the linear probe on the test split beside raw-pixel baselines, and
- * writes a checkpoint folder: model.json + weights.bin + linear-head.json + manifest.json, plus
- * progress.jsonl (one JSON event per step) and eval.json. Progress goes to stderr (a bar on a terminal,
- * JSON lines otherwise); the last line on stdout is one JSON object summarising the run.
- * With --snapshot-every N, training state is saved under <out>/state/ and --resume continues from it.
+ * The CLI adapter of the training pipeline (pipeline.ts): pretrains VICReg, evaluates on the validation
+ * split (kNN + the linear probe that becomes linear-head.json), and — Fashion-MNIST only — reports the same
+ * on the official test split beside raw-pixel baselines. Writes a checkpoint folder (model.json,
+ * weights.bin, linear-head.json, manifest.json), progress.jsonl (one JSON event per step) and eval.json
+ * (the test figures, or the validation ones where there is no test split; `split` says which). Progress
+ * goes to stderr (a bar on a terminal, JSON lines otherwise); the last line on stdout is one JSON summary.
+ * With --snapshot-every N, state is saved under <out>/state/ (also on Ctrl-C and at --max-minutes) and
+ * --resume continues from it. --init latest|<version>|<folder> starts from a published model.
  */
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { stat, appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { writeCheckpointDir } from '../shared/node/checkpoint-dir.js';
+import { loadCheckpointDir, writeCheckpointDir } from '../shared/node/checkpoint-dir.js';
 import { initNodeBackend } from '../shared/node/backend-node.js';
-import { loadTrainState, saveTrainState } from '../shared/checkpoint/train-state.js';
 import { ModelConfig } from '../shared/model/config.js';
 import { progressLine } from '../shared/eval/progress-schema.js';
-import { headlineSummary } from '../shared/eval/result-schema.js';
-import { planSteps, runTrainingLoop, type ProgressEvent } from '../shared/train/loop.js';
-import { loadTrainingData, subset } from './data.js';
 import { DirStore } from './dir-store.js';
 import { s3ConfigFromEnv, wantsLocalS3 } from '../shared/store/config.js';
 import { createS3Store } from '../shared/store/s3-store.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
-import { checkpointFiles, evaluateOnHeldOut, extractFeatures, flatMetrics } from './pipeline.js';
-import { knnEvaluate } from '../shared/eval/knn.js';
+import { runPipeline } from './pipeline.js';
 import { ProgressBar } from './progress-bar.js';
-import { createTrainSession } from './train-parts.js';
+import { parseFlags, runCli, UsageError, type FlagTable } from './cli-args.js';
+import { openCheckpoint } from './eval-cli.js';
+
+const USAGE = 'usage: npm run train -- [--dataset fashion-mnist|folder|gallery] [--epochs 3] [--out runs/x] [flags]';
+
+export const TRAIN_FLAGS: FlagTable = {
+  dataset: { type: 'string', help: '<kind>  fashion-mnist (default), folder (with --data) or gallery (the bucket S3_* names)' },
+  data: { type: 'string', help: '<dir>  folder of class sub-folders (with --dataset folder)' },
+  limit: { type: 'string', help: '<n>  pretrain on at most n images' },
+  epochs: { type: 'string', help: '<n>  passes over the data (3)' },
+  'max-steps': { type: 'string', help: '<n>  stop after n optimiser steps' },
+  'max-minutes': { type: 'string', help: '<m>  stop training after m minutes (state saved with --snapshot-every)' },
+  batch: { type: 'string', help: '<n>  images per step (256)' },
+  seed: { type: 'string', help: '<n>  init, shuffling and views (0)' },
+  recipe: { type: 'string', help: '<name>  augmentations and LARS settings: small (default) or official' },
+  lambda: { type: 'string', help: '<w>  invariance weight λ (25)' },
+  mu: { type: 'string', help: '<w>  variance weight μ (25)' },
+  nu: { type: 'string', help: '<w>  covariance weight ν (1)' },
+  widths: { type: 'string', help: '<list>  backbone stage widths (16,32,64,128)' },
+  blocks: { type: 'string', help: '<list>  blocks per stage (1 each)' },
+  expander: { type: 'string', help: '<dims>  expander widths (512-512-512)' },
+  'input-size': { type: 'string', help: '<px>  input side (28)' },
+  channels: { type: 'string', help: '<1|3>  input channels (1)' },
+  init: { type: 'string', help: '<ref>  warm start from latest, a store version or a checkpoint folder (same network)' },
+  out: { type: 'string', help: '<dir>  run folder (runs/<time>)' },
+  'diag-every': { type: 'string', help: '<n>  representation std / rank every n steps (50)' },
+  'snapshot-every': { type: 'string', help: '<n>  save state to <out>/state every n steps (0 = never)' },
+  resume: { type: 'boolean', help: 'continue from <out>/state' },
+  'no-eval': { type: 'boolean', help: 'skip evaluation (no linear head)' },
+  'no-raw': { type: 'boolean', help: 'skip the raw-pixel baselines' },
+  'eval-train-limit': { type: 'string', help: '<n>  labelled training images for the kNN bank and probe (60000)' },
+  'eval-test-limit': { type: 'string', help: '<n>  test images for the final figures (10000)' },
+  'probe-epochs': { type: 'string', help: '<n>  linear-probe epochs (100)' },
+  'epoch-knn': { type: 'string', help: '<n>  validation kNN after every epoch with an n-image bank (0 = off)' },
+  backend: { type: 'string', help: '<name>  auto, tensorflow, wasm or cpu' },
+  threads: { type: 'string', help: '<n>  wasm threads' },
+  quiet: { type: 'boolean', help: 'no progress on stderr' },
+};
 
 const list = (name: string) =>
   z
     .string()
     .regex(/^\d+(,\d+)*$/, `--${name} must be comma-separated whole numbers, e.g. 16,32,64,128`)
     .transform((s) => s.split(',').map(Number));
-const posInt = (name: string) => z.coerce.number({ error: `--${name} must be a number` }).int().positive();
+const posInt = (name: string) => z.coerce.number({ error: `--${name} must be a number` }).int(`--${name} must be a whole number`).positive();
 const weight = (name: string) => z.coerce.number({ error: `--${name} must be a number` }).min(0);
-const flag = z.union([z.literal(true), z.enum(['true', 'false']).transform((v) => v === 'true')]);
 
 export const TrainFlags = z.strictObject({
   /** 'gallery' reads the API's bucket from S3_* (S3_ENDPOINT required: no local server is started). */
   dataset: z.enum(['fashion-mnist', 'folder', 'gallery']).default('fashion-mnist'),
-  data: z.string().min(1).optional().describe('folder of class sub-folders (with --dataset folder)'),
+  data: z.string().min(1).optional(),
   limit: posInt('limit').optional(),
   epochs: posInt('epochs').default(3),
   'max-steps': posInt('max-steps').optional(),
@@ -56,48 +90,34 @@ export const TrainFlags = z.strictObject({
   expander: z.string().optional(),
   'input-size': posInt('input-size').optional(),
   channels: z.enum(['1', '3']).transform(Number).optional(),
+  init: z.string().min(1).optional(),
   out: z.string().min(1).optional(),
   'diag-every': posInt('diag-every').default(50),
   'snapshot-every': z.coerce.number().int().min(0).default(0),
-  resume: flag.default(false),
-  eval: flag.default(true),
-  raw: flag.default(true),
+  resume: z.boolean().default(false),
+  eval: z.boolean().default(true),
+  raw: z.boolean().default(true),
   'eval-train-limit': posInt('eval-train-limit').default(60_000),
   'eval-test-limit': posInt('eval-test-limit').default(10_000),
   'probe-epochs': posInt('probe-epochs').default(100),
-  /** kNN top-1 after every epoch on this many labelled train images vs the held-out split (0 = off). */
   'epoch-knn': z.coerce.number().int().min(0).default(0),
   backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).optional(),
   threads: posInt('threads').optional(),
-  quiet: flag.default(false),
+  quiet: z.boolean().default(false),
 });
 export type TrainFlags = z.output<typeof TrainFlags>;
 
-/** `--key value`, `--key=value`, bare `--flag` (true), `--no-flag` (false). */
-export function parseArgs(argv: string[]): Record<string, string | true> {
-  const out: Record<string, string | true> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"; flags look like --epochs 3`);
-    const eq = a.indexOf('=');
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else if (a.startsWith('--no-')) out[a.slice(5)] = 'false';
-    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out[a.slice(2)] = argv[++i]!;
-    else out[a.slice(2)] = true;
-  }
-  return out;
-}
-
+/** Flags → TrainFlags. Throws HelpRequested for --help and UsageError naming the bad flag. */
 export function parseTrainFlags(argv: string[]): TrainFlags {
-  const r = TrainFlags.safeParse(parseArgs(argv));
-  if (!r.success) {
-    throw new Error(
-      `invalid flags: ${r.error.issues.map((i) => (i.path.length ? `--${i.path.join('.')}: ${i.message}` : i.message)).join('; ')}`,
-    );
-  }
-  if (r.data.dataset === 'folder' && !r.data.data) throw new Error('--dataset folder needs --data <folder of class sub-folders>');
+  const { 'no-eval': noEval, 'no-raw': noRaw, ...v } = parseFlags(argv, TRAIN_FLAGS, USAGE);
+  const r = TrainFlags.safeParse({ ...v, ...(noEval ? { eval: false } : {}), ...(noRaw ? { raw: false } : {}) });
+  if (!r.success) throw new UsageError(r.error.issues.map((i) => (i.path.length ? `--${i.path.join('.')}: ${i.message}` : i.message)).join('; '));
+  if (r.data.dataset === 'folder' && !r.data.data) throw new UsageError('--dataset folder needs --data <folder of class sub-folders>');
   return r.data;
 }
+
+/** True when a flag names part of the network (otherwise a warm start keeps its own). */
+const givesModel = (f: TrainFlags) => [f.widths, f.blocks, f.expander, f['input-size'], f.channels].some((x) => x !== undefined);
 
 export function modelFromFlags(f: TrainFlags): ModelConfig {
   return ModelConfig.parse({
@@ -122,20 +142,6 @@ export function galleryStoreFromEnv(env: Record<string, string | undefined>): Ob
   return createS3Store(s3ConfigFromEnv(env));
 }
 
-export interface TrainRunSummary {
-  out: string;
-  version: string;
-  backend: string;
-  dataset: string;
-  steps: number;
-  epochs: number;
-  seconds: number;
-  train_images_per_s: number | null;
-  final_loss: number | null;
-  stopped_by: string;
-  resumed_from_step: number | null;
-  [k: string]: string | number | null;
-}
 
 /** The whole command, callable in-process (tests) as well as from main. */
 export async function runTrainCommand(
@@ -145,6 +151,8 @@ export async function runTrainCommand(
     argv?: string[];
     /** S3_* settings for --dataset gallery; default process.env. */
     env?: Record<string, string | undefined>;
+    /** Abort = Ctrl-C: the current step finishes, state is saved (with --snapshot-every), no checkpoint. */
+    signal?: AbortSignal;
   } = { stderr: process.stderr },
 ): Promise<TrainRunSummary> {
   const t0 = Date.now();
@@ -155,173 +163,137 @@ export async function runTrainCommand(
     ...(f.threads ? { threads: f.threads } : {}),
     log: (m) => void io.stderr.write(m + '\n'),
   });
-  const model = modelFromFlags(f);
   const out = f.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
   await mkdir(out, { recursive: true });
-  const limit = f.limit ? { limit: f.limit } : {};
-  const data = await loadTrainingData(
-    f.dataset === 'folder' ? { kind: 'folder', path: f.data!, ...limit } : { kind: f.dataset, ...limit },
-    model,
-    { evalTrainLimit: f['eval-train-limit'], evalTestLimit: f['eval-test-limit'], seed: f.seed, warn: (m) => void io.stderr.write(`warning: ${m}\n`) },
-    store ? { store } : {},
-  );
-  const plan = planSteps(data.train.n, f.batch, f.epochs, f['max-steps']);
-  const session = createTrainSession({
-    model,
-    recipe: f.recipe,
-    norm: data.norm,
-    ablation: { lambda: f.lambda, mu: f.mu, nu: f.nu },
-    seed: f.seed,
-    batchSize: f.batch,
-    stepsPerEpoch: plan.stepsPerEpoch,
-  });
+  const progressPath = join(out, 'progress.jsonl');
+  const bar = !f.quiet && io.stderr.isTTY ? new ProgressBar(io.stderr as NodeJS.WriteStream) : null;
+  const ablation = { lambda: f.lambda, mu: f.mu, nu: f.nu };
+  let stop: 'stop' | null = null;
+  const onSignal = (): void => void (stop = 'stop');
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  io.signal?.addEventListener('abort', onSignal);
+  let run;
   try {
-    const stateStore = new DirStore(join(out, 'state'));
-    let startStep = 0;
-    if (f.resume) {
-      const snap = await loadTrainState(stateStore, '');
-      if (!snap) throw new Error(`--resume: no snapshot under ${join(out, 'state')}; run with --snapshot-every N first`);
-      session.importState(snap);
-      startStep = snap.step;
-    }
-    const progressPath = join(out, 'progress.jsonl');
-    const config = { model, recipe: f.recipe, batch: f.batch, epochs: f.epochs, seed: f.seed, ablation: { lambda: f.lambda, mu: f.mu, nu: f.nu } };
-    if (startStep === 0) await writeFile(progressPath, '');
-    await appendFile(progressPath, progressLine({ type: 'start', config, backend: backend.detail, t: Date.now(), resumedFromStep: startStep }));
-    const bar = !f.quiet && io.stderr.isTTY ? new ProgressBar(io.stderr as NodeJS.WriteStream) : null;
-    let lastEpoch = Math.floor(startStep / plan.stepsPerEpoch);
-    // A cheap per-epoch kNN (subset bank) so the report can plot accuracy over epochs.
-    const epochKnn = async (epoch: number): Promise<number | null> => {
-      const ev = data.evaluation;
-      if (!ev || f['epoch-knn'] === 0) return null;
-      const bank = subset(ev.train, Int32Array.from({ length: Math.min(ev.train.n, f['epoch-knn']) }, (_, i) => i));
-      const train = { features: await extractFeatures(session.representation, bank, data.norm), labels: bank.labels! };
-      const test = { features: await extractFeatures(session.representation, ev.test, data.norm), labels: ev.test.labels! };
-      const r = await knnEvaluate(train, test, { k: 20, temperature: 0.07, numClasses: ev.numClasses });
-      if (!f.quiet) io.stderr.write(`epoch ${epoch}: kNN top-1 ${(100 * r.top1).toFixed(2)}% (bank ${bank.n}, test ${ev.test.n})\n`);
-      return r.top1;
-    };
-    const onProgress = async (e: ProgressEvent): Promise<void> => {
-      const line = progressLine({ ...e, type: 'step' });
-      await appendFile(progressPath, line);
-      if (bar) bar.update(e, e.step === e.totalSteps);
-      else if (!f.quiet) io.stderr.write(line);
-      const epoch = Math.floor(e.step / plan.stepsPerEpoch);
-      if (epoch !== lastEpoch) {
-        lastEpoch = epoch;
-        const knnTop1 = await epochKnn(epoch);
-        await appendFile(
-          progressPath,
-          progressLine({ type: 'epoch', epoch, step: e.step, seconds: e.elapsedSeconds, t: e.t, ...(knnTop1 !== null ? { knnTop1 } : {}) }),
-        );
-      }
-    };
-    let stop: 'stop' | null = null;
-    const onSignal = (): void => void (stop = 'stop');
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const result = await runTrainingLoop(session.parts, {
-      dataset: data.train,
-      batchSize: f.batch,
-      epochs: f.epochs,
-      ...(f['max-steps'] ? { maxSteps: f['max-steps'] } : {}),
-      ...(f['max-minutes'] ? { maxMinutes: f['max-minutes'] } : {}),
-      seed: f.seed,
-      startStep,
-      diagnosticsEvery: f['diag-every'],
-      snapshotEvery: f['snapshot-every'],
-      snapshot: async (step) => {
-        await saveTrainState(stateStore, '', session.exportState(step, Math.floor(step / plan.stepsPerEpoch), { config }));
-      },
-      onProgress,
-      shouldStop: () => stop,
-    }).finally(() => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    });
-    bar?.done();
-    if (result.stoppedBy === 'stopped' && f['snapshot-every'] > 0 && result.steps > startStep) {
-      await saveTrainState(stateStore, '', session.exportState(result.steps, Math.floor(result.steps / plan.stepsPerEpoch), { config }));
-    }
-    const d = result.diagnostics;
-    await appendFile(progressPath, progressLine({ type: 'health', step: result.steps, std: d.std, normStd: d.normStd, effectiveRank: d.effectiveRank, t: Date.now() }));
-
-    const evaluation = f.eval
-      ? await evaluateOnHeldOut(session.representation, data, { probeEpochs: f['probe-epochs'], rawBaselines: f.raw, seed: f.seed, checkpoint: out })
-      : null;
-    if (evaluation) await writeFile(join(out, 'eval.json'), JSON.stringify(evaluation.result, null, 1));
-    const headline = evaluation ? headlineSummary(evaluation.result) : {};
-    const metrics = flatMetrics({
-      knn_top1: evaluation?.knnTop1,
-      linear_top1: evaluation?.linearTop1,
-      raw_knn_top1: typeof headline['raw_knn_top1'] === 'number' ? headline['raw_knn_top1'] : null,
-      raw_linear_top1: typeof headline['raw_linear_top1'] === 'number' ? headline['raw_linear_top1'] : null,
-      final_loss: result.last?.loss,
-      std: d.std,
-      norm_std: d.normStd,
-      effective_rank: d.effectiveRank,
-      steps: result.steps,
-    });
-    const backbone = session.backboneModel(); // a fresh LayersModel: disposed once serialised
-    const { files, manifest } = await checkpointFiles({
-      backbone,
-      representationDim: session.representationDim,
-      data,
-      ...(evaluation?.head ? { head: evaluation.head } : {}),
-      parent: null,
-      training: {
-        config,
+    const limit = f.limit ? { limit: f.limit } : {};
+    run = await runPipeline({
+      request: {
+        dataset: f.dataset === 'folder' ? { kind: 'folder', path: f.data!, ...limit } : { kind: f.dataset, ...limit },
+        ...(f.init && !givesModel(f) ? {} : { model: modelFromFlags(f) }),
+        epochs: f.epochs,
+        ...(f['max-steps'] ? { maxSteps: f['max-steps'] } : {}),
+        ...(f['max-minutes'] ? { maxMinutes: f['max-minutes'] } : {}),
+        batchSize: f.batch,
         seed: f.seed,
-        steps: result.steps,
-        epochs: result.steps / plan.stepsPerEpoch,
-        wallSeconds: result.seconds,
-        command: `npm run train -- ${(io.argv ?? process.argv.slice(2)).join(' ')}`.trim(),
+        recipe: f.recipe,
+        ablation,
+        ...(f.init ? { init: f.init } : {}),
       },
+      command: `npm run train -- ${(io.argv ?? process.argv.slice(2)).join(' ')}`.trim(),
       backend: backend.detail,
-      metrics,
-    }).finally(() => backbone.dispose());
-    await writeCheckpointDir(out, files);
-    await appendFile(progressPath, progressLine({ type: 'end', t: Date.now(), stoppedBy: result.stoppedBy }));
-    const trained = result.steps - startStep;
-    return {
-      out,
-      version: manifest.version,
-      backend: backend.detail,
-      dataset: data.name,
-      steps: result.steps,
-      epochs: result.steps / plan.stepsPerEpoch,
-      seconds: (Date.now() - t0) / 1000,
-      train_seconds: result.seconds,
-      train_images_per_s: trained > 0 ? (trained * f.batch) / result.seconds : null,
-      final_loss: result.last?.loss ?? null,
-      stopped_by: result.stoppedBy,
-      resumed_from_step: startStep > 0 ? startStep : null,
-      ...headline,
-      effective_rank: d.effectiveRank,
-      norm_std: d.normStd,
-    };
+      data: {
+        limits: {
+          evalTrainLimit: f['eval-train-limit'],
+          evalValLimit: Number.MAX_SAFE_INTEGER,
+          ...(f.eval ? { testLimit: f['eval-test-limit'] } : {}),
+          warn: (m) => void io.stderr.write(`warning: ${m}\n`),
+        },
+        ...(store ? { sources: { store } } : {}),
+      },
+      state: { store: new DirStore(join(out, 'state')), prefix: '', every: f['snapshot-every'], resume: f.resume ? 'required' : 'never', where: join(out, 'state') },
+      diagnosticsEvery: f['diag-every'],
+      evaluation: f.eval ? { probeEpochs: f['probe-epochs'], rawBaselines: f.raw, epochKnn: f['epoch-knn'] } : false,
+      // latest → the store's served model (or the bundled one on a fresh clone); a version; a folder.
+      openInit: async (ref) => {
+        if (await stat(ref).then((s) => s.isDirectory(), () => false)) return loadCheckpointDir(ref);
+        return (await openCheckpoint(ref === 'latest' ? undefined : ref)).cp;
+      },
+      hooks: {
+        async onData(data, plan, { startStep, config }) {
+          if (startStep === 0) await writeFile(progressPath, '');
+          await appendFile(progressPath, progressLine({ type: 'start', config: { ...config, dataset: data.name, totalSteps: plan.totalSteps }, backend: backend.detail, t: Date.now(), resumedFromStep: startStep }));
+        },
+        onResume: (step) => void io.stderr.write(`resuming from step ${step}\n`),
+        async onProgress(e) {
+          const line = progressLine({ ...e, type: 'step' });
+          await appendFile(progressPath, line);
+          if (bar) bar.update(e, e.step === e.totalSteps);
+          else if (!f.quiet) io.stderr.write(line);
+        },
+        async onEpoch(e) {
+          if (e.knnTop1 !== undefined && !f.quiet) io.stderr.write(`epoch ${e.epoch}: validation kNN top-1 ${(100 * e.knnTop1).toFixed(2)}%\n`);
+          await appendFile(progressPath, progressLine({ type: 'epoch', ...e }));
+        },
+        shouldStop: () => stop,
+        onTrained: (loop) => {
+          bar?.done();
+          const d = loop.diagnostics;
+          void appendFile(progressPath, progressLine({ type: 'health', step: loop.steps, std: d.std, normStd: d.normStd, effectiveRank: d.effectiveRank, t: Date.now() }));
+        },
+        log: (event, fields) => void (f.quiet ? null : io.stderr.write(`${event} ${JSON.stringify(fields)}\n`)),
+      },
+    });
   } finally {
-    session.dispose();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    io.signal?.removeEventListener('abort', onSignal);
   }
+  bar?.done();
+  const base = {
+    out,
+    backend: backend.detail,
+    steps: run.steps,
+    seconds: (Date.now() - t0) / 1000,
+    train_seconds: run.loop.seconds,
+    stopped_by: run.loop.stoppedBy,
+    resumed_from_step: run.resumedFromStep ?? null,
+    final_loss: run.loop.last?.loss ?? null,
+  };
+  if (run.outcome !== 'trained') {
+    await appendFile(progressPath, progressLine({ type: 'end', t: Date.now(), stoppedBy: run.loop.stoppedBy }));
+    const saved = f['snapshot-every'] > 0 && run.steps > (run.resumedFromStep ?? 0);
+    io.stderr.write(`stopped at step ${run.steps}; ${saved ? `state saved in ${join(out, 'state')}: continue with --resume` : 'no state saved (use --snapshot-every N to resume)'}\n`);
+    return { ...base, version: null, dataset: f.dataset, epochs: null, train_images_per_s: null };
+  }
+  const { checkpoint, validation, test } = run;
+  const final = test ?? validation?.result;
+  if (final) await writeFile(join(out, 'eval.json'), JSON.stringify(final, null, 1));
+  await writeCheckpointDir(out, checkpoint.files);
+  await appendFile(progressPath, progressLine({ type: 'end', t: Date.now(), stoppedBy: run.loop.stoppedBy }));
+  const trained = run.steps - (run.resumedFromStep ?? 0);
+  const d = run.loop.diagnostics;
+  return {
+    ...base,
+    version: checkpoint.manifest.version,
+    dataset: run.data.name,
+    epochs: run.steps / run.plan.stepsPerEpoch,
+    total_train_seconds: run.trainSeconds,
+    train_images_per_s: trained > 0 ? (trained * f.batch) / run.loop.seconds : null,
+    ...Object.fromEntries(Object.entries(run.metrics).filter(([k]) => /^(val|test)_/.test(k))),
+    effective_rank: d.effectiveRank,
+    norm_std: d.normStd,
+  };
 }
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  let flags: TrainFlags;
-  try {
-    flags = parseTrainFlags(argv);
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
-    process.exit(2);
-  }
-  try {
-    const summary = await runTrainCommand(flags, { stderr: process.stderr, argv });
+export interface TrainRunSummary {
+  out: string;
+  version: string | null;
+  backend: string;
+  dataset: string;
+  steps: number;
+  epochs: number | null;
+  seconds: number;
+  train_images_per_s: number | null;
+  final_loss: number | null;
+  stopped_by: string;
+  resumed_from_step: number | null;
+  [k: string]: string | number | null;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runCli('npm run train', async () => {
+    const argv = process.argv.slice(2);
+    const summary = await runTrainCommand(parseTrainFlags(argv), { stderr: process.stderr, argv });
     process.stdout.write(JSON.stringify(summary) + '\n');
-  } catch (e) {
-    process.stderr.write(`train failed: ${(e as Error).message}\n`);
-    process.stdout.write(JSON.stringify({ error: (e as Error).message }) + '\n');
-    process.exit(1);
-  }
+  });
 }
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

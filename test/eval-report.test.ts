@@ -148,7 +148,7 @@ describe('renderReport', () => {
     const svgs = html.match(/<svg[\s\S]*?<\/svg>/g)!;
     expect(svgs.length).toBe(8); // loss, terms, lr, throughput, std, rank, kNN/epoch, confusion
     for (const s of svgs) parseXml(s);
-    for (const t of ['VICReg loss', 'invariance', 'covariance', 'Learning rate', 'Effective rank', 'kNN top-1 over epochs', 'predicted class']) expect(html).toContain(t);
+    for (const t of ['VICReg loss', 'invariance', 'covariance', 'Learning rate', 'Effective rank', 'kNN top-1 on the validation split over epochs', 'predicted class']) expect(html).toContain(t);
     expect(html).toContain('Run &lt;1&gt;');
     expect(html).toContain('v1 &lt;b&gt;');
     expect(html).toContain('86.1%'); // encoder kNN
@@ -207,7 +207,7 @@ describe('report CLI', () => {
 
   it('explains what is wrong with its arguments and inputs', async () => {
     await expect(reportCli([])).rejects.toThrow(/--run is required/);
-    await expect(reportCli(['--run', dir, '--bogus'])).rejects.toThrow(/Unknown option '--bogus'[\s\S]*usage/);
+    await expect(reportCli(['--run', dir, '--bogus'])).rejects.toThrow(/unknown flag --bogus; valid flags: --run --out --title --help[\s\S]*usage/);
     await expect(reportCli(['--run', join(dir, 'nope')])).rejects.toThrow(/progress\.jsonl not found/);
     writeFileSync(join(dir, 'eval.json'), JSON.stringify({ dataset: 'x' }));
     await expect(reportCli(['--run', dir])).rejects.toThrow(/eval\.json is not an evaluation result[\s\S]*trainCount/);

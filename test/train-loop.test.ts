@@ -8,7 +8,7 @@ import { loadTrainState, saveTrainState } from '../shared/checkpoint/train-state
 import { ModelConfig } from '../shared/model/config.js';
 import { MemoryStore } from '../shared/store/memory-store.js';
 import { NonFiniteLossError, runTrainingLoop, stepRng, type ProgressEvent } from '../shared/train/loop.js';
-import { createTrainSession, type TrainSessionOptions } from '../gpu-worker/train-parts.js';
+import { createTrainSession, type TrainSessionOptions } from '../shared/train/session.js';
 
 // A tiny network so the whole file runs in seconds on one wasm thread.
 const TINY = ModelConfig.parse({ backbone: { widths: [8, 16], blocks: [1, 1] }, expander: '64-64' });

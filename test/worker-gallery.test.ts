@@ -109,25 +109,25 @@ describe('retraining on the gallery (loopback S3)', () => {
     await fillGallery(store);
     const model = ModelConfig.parse(TINY_MODEL);
     const warnings: string[] = [];
-    const limits = { evalTrainLimit: 1000, evalTestLimit: 1000, seed: 0, warn: (m: string) => void warnings.push(m) };
+    const limits = { evalTrainLimit: 1000, evalValLimit: 1000, seed: 0, warn: (m: string) => void warnings.push(m) };
     const data = await loadTrainingData({ kind: 'gallery' }, model, limits, { store });
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(CORRUPT_ID);
     expect(data.name).toBe('gallery');
     const ev = data.evaluation!;
     expect(ev.classNames).toHaveLength(10);
-    expect(ev.test.n).toBe(20); // 10% of the 200 labelled images
+    expect(ev.val.n).toBe(20); // 10% of the 200 labelled images
     expect(ev.train.n).toBe(180);
     expect(data.train.n).toBe(180 + UNLABELLED); // unlabelled images pretrain, never evaluate
-    expect([...ev.test.labels!, ...ev.train.labels!].every((y) => y >= 0 && y < 10)).toBe(true);
+    expect([...ev.val.labels!, ...ev.train.labels!].every((y) => y >= 0 && y < 10)).toBe(true);
     expect(data.norm.mean[0]).toBeGreaterThan(0.1);
     expect(data.norm.mean[0]).toBeLessThan(0.6);
     // limit: at most that many decoded images (in id order, so all labelled here); the hold-out is seeded.
     const few = await loadTrainingData({ kind: 'gallery', limit: 50 }, model, limits, { store });
-    expect(few.train.n + few.evaluation!.test.n).toBe(50);
-    expect(few.evaluation!.test.n).toBe(5);
+    expect(few.train.n + few.evaluation!.val.n).toBe(50);
+    expect(few.evaluation!.val.n).toBe(5);
     const otherSeed = await loadTrainingData({ kind: 'gallery', limit: 50 }, model, { ...limits, seed: 1 }, { store });
-    expect(otherSeed.evaluation!.test.images).not.toEqual(few.evaluation!.test.images);
+    expect(otherSeed.evaluation!.val.images).not.toEqual(few.evaluation!.val.images);
     // Without a store (the CLI with no bucket) the message says where the gallery lives.
     await expect(loadTrainingData({ kind: 'gallery' }, model, limits)).rejects.toThrow(/reads the API's bucket/);
   });
@@ -140,9 +140,9 @@ describe('retraining on the gallery (loopback S3)', () => {
     expect(done?.state, done?.error).toBe('succeeded');
     expect(done?.progress).toMatchObject({ step: 3, totalSteps: 3 });
     expect(done?.result).toMatchObject({ published: true, activated: true });
-    expect(done?.metrics?.['knn_top1']).toBeGreaterThanOrEqual(0);
-    expect(done?.metrics?.['knn_top1']).toBeLessThanOrEqual(1);
-    expect(done?.metrics?.['linear_top1']).toBeDefined();
+    expect(done?.metrics?.['val_knn_top1']).toBeGreaterThanOrEqual(0);
+    expect(done?.metrics?.['val_knn_top1']).toBeLessThanOrEqual(1);
+    expect(done?.metrics?.['val_linear_top1']).toBeDefined();
     // The skipped image is named in the worker's log and in the job's log tail (shown by the API).
     expect(lines.some((l) => l.includes('"data.warning"') && l.includes(CORRUPT_ID))).toBe(true);
     expect(done?.logTail.some((l) => l.includes('warning') && l.includes(CORRUPT_ID))).toBe(true);
@@ -150,8 +150,29 @@ describe('retraining on the gallery (loopback S3)', () => {
     expect(latest?.version).toBe(done?.result?.version);
     const m = (await readManifest(store, latest!.version))!.manifest;
     expect(m.dataset).toMatchObject({ name: 'gallery', n: 180 + UNLABELLED });
-    expect(m.metrics['knn_top1']).toBe(done?.metrics?.['knn_top1']);
+    expect(m.metrics['val_knn_top1']).toBe(done?.metrics?.['val_knn_top1']);
     expect(m.files['linear-head.json']).toBeDefined();
+  });
+
+  it('init "latest" warm-starts from the served model and records it as parent; another network fails the job, saying why', async () => {
+    const store = s3.current.store;
+    const served = (await readLatest(store))!.version;
+    // No model given: the warm start's network is used.
+    const job = await createJob(store, { dataset: { kind: 'gallery' }, epochs: 2, maxSteps: 2, batchSize: 64, init: 'latest' }, systemClock);
+    await runWorker(store);
+    const done = await readJob(store, job.id);
+    expect(done?.state, done?.error).toBe('succeeded');
+    expect(done?.result?.published).toBe(true);
+    const m = (await readManifest(store, done!.result!.version))!.manifest;
+    expect(m.parent).toBe(served);
+    expect(m.training.config).toMatchObject({ init: served, model: ModelConfig.parse(TINY_MODEL) });
+
+    const other = await createJob(store, galleryJob({ init: served, model: { backbone: { widths: [8, 16, 32], blocks: [1, 1, 1] }, expander: '64-64' } }), systemClock);
+    await runWorker(store);
+    const failed = await readJob(store, other.id);
+    expect(failed?.state).toBe('failed');
+    expect(failed?.error).toMatch(new RegExp(`init ${served} is a different architecture \\(widths 8,16, .*\\) from the one requested \\(widths 8,16,32, `));
+    await expect(createJob(store, galleryJob({ init: 'newest' }), systemClock)).rejects.toThrow(/init: 'latest' or a version/);
   });
 
   it('npm run train --dataset gallery reads the bucket named by S3_*, and says so when none is set', async () => {
@@ -165,7 +186,7 @@ describe('retraining on the gallery (loopback S3)', () => {
     try {
       const summary = await runTrainCommand(flags(out), { stderr, env: s3.current.env });
       expect(summary).toMatchObject({ dataset: 'gallery', steps: 2 });
-      expect(summary['knn_top1']).toBeGreaterThanOrEqual(0);
+      expect(summary['val_knn_top1']).toBeGreaterThanOrEqual(0);
     } finally {
       await rm(out, { recursive: true, force: true });
     }
@@ -185,7 +206,7 @@ describe('retraining on the gallery (loopback S3)', () => {
     await runWorker(store);
     const done = await readJob(store, job.id);
     expect(done?.state, done?.error).toBe('succeeded');
-    expect(done?.metrics?.['knn_top1']).toBeUndefined();
+    expect(done?.metrics?.['val_knn_top1']).toBeUndefined();
     expect(done?.metrics?.['effective_rank']).toBeGreaterThan(1);
     expect(done?.result?.published).toBe(true);
     const m = (await readManifest(store, done!.result!.version))!.manifest;
@@ -204,9 +225,9 @@ describe('the held-out split shared with folders', () => {
         const raw = Buffer.from(fm.images.subarray(i * 784, (i + 1) * 784));
         await writeFile(join(dir, `${i}.png`), await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer());
       }
-      const limits = { evalTrainLimit: 1000, evalTestLimit: 1000, seed: 0 };
+      const limits = { evalTrainLimit: 1000, evalValLimit: 1000, seed: 0 };
       const data = await loadTrainingData({ kind: 'folder', path: root }, ModelConfig.parse(TINY_MODEL), limits);
-      expect(data.evaluation?.test.n).toBe(4);
+      expect(data.evaluation?.val.n).toBe(4);
       expect(data.train.n).toBe(36);
       expect(data.evaluation?.train.n).toBe(36);
       expect(data.evaluation?.classNames).toEqual(['a', 'b']);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng.js';
-import type { ImageDataset } from './dataset.js';
+import type { ImageDataset, Normalisation } from './dataset.js';
 
 export interface Split {
   /** Sorted ascending (sequential reads), disjoint, together 0..n-1. */
@@ -29,4 +29,9 @@ export function batchToTensor(ds: ImageDataset, indices: ArrayLike<number>): tf.
     for (let j = 0; j < size; j++) out[o + j] = src[j]! / 255;
   }
   return tf.tensor4d(out, [indices.length, ds.height, ds.width, ds.channels], 'float32');
+}
+
+/** (x − mean_c) / std_c on a [n, h, w, c] tensor in [0, 1]. Caller disposes the result. */
+export function normalise(x: tf.Tensor4D, norm: Normalisation): tf.Tensor4D {
+  return tf.tidy(() => x.sub(tf.tensor1d(norm.mean)).div(tf.tensor1d(norm.std)) as tf.Tensor4D);
 }

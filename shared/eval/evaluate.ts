@@ -13,8 +13,8 @@ export interface FeatureEvalOptions {
   /** kNN neighbour counts to report (default 20 and 200, as issue 3 asks). */
   knnK?: number[];
   temperature?: number;
-  /** Linear-probe settings, or false to skip the probe. */
-  linear?: Omit<LinearProbeOptions, 'numClasses' | 'classNames'> | false;
+  /** Linear-probe settings (or a head already trained on these train features: scored, not retrained), or false to skip the probe. */
+  linear?: (Omit<LinearProbeOptions, 'numClasses' | 'classNames'> & { head?: LinearHead }) | false;
   /** Skip the collapse statistics (they need the Gram matrix: seconds for d = 2048). */
   stats?: boolean;
   now?: () => number;
@@ -42,11 +42,14 @@ export async function evaluateFeatures(
   if (opts.linear !== false) {
     const lo = opts.linear ?? {};
     const t0 = now();
-    head = await trainLinearProbe(train.features, train.labels, {
-      ...lo,
-      numClasses: opts.numClasses,
-      ...(opts.classNames ? { classNames: opts.classNames } : {}),
-    });
+    const { head: given, ...probe } = lo;
+    head =
+      given ??
+      (await trainLinearProbe(train.features, train.labels, {
+        ...probe,
+        numClasses: opts.numClasses,
+        ...(opts.classNames ? { classNames: opts.classNames } : {}),
+      }));
     const seconds = (now() - t0) / 1000;
     const r = await evaluateLinearHead(head, test.features, test.labels);
     metrics.linear = { top1: r.top1, top5: r.top5, epochs: lo.epochs ?? 100, optimizer: lo.optimizer ?? 'adam', seconds };
@@ -63,6 +66,8 @@ export async function evaluateFeatures(
 
 export interface EvaluationInput extends FeatureEvalOptions {
   dataset: string;
+  /** Which split `test` is: 'validation' (for choosing) or 'test' (for reporting). */
+  split?: 'validation' | 'test';
   checkpoint?: string;
   train: LabelledFeatures;
   test: LabelledFeatures;
@@ -76,10 +81,12 @@ export async function evaluateRepresentation(input: EvaluationInput): Promise<{ 
   const t0 = now();
   const enc = await evaluateFeatures(input.train, input.test, input);
   // Raw pixels: same protocol; their head is not kept and their stats are not asked for (d = 784+).
-  const raw = input.raw ? await evaluateFeatures(input.raw.train, input.raw.test, { ...input, stats: false }) : undefined;
+  const rawLinear = input.linear === false ? false : { ...input.linear, head: undefined };
+  const raw = input.raw ? await evaluateFeatures(input.raw.train, input.raw.test, { ...input, linear: rawLinear, stats: false }) : undefined;
   const result: EvalResult = {
     ...(input.checkpoint ? { checkpoint: input.checkpoint } : {}),
     dataset: input.dataset,
+    ...(input.split ? { split: input.split } : {}),
     trainCount: input.train.labels.length,
     testCount: input.test.labels.length,
     numClasses: input.numClasses,

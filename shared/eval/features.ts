@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import type { ImageDataset, Normalisation } from '../data/dataset.js';
+import { batchToTensor, normalise } from '../data/split.js';
 
 /**
  * Features as evaluation accepts them: a backend tensor (n × d), or a row-major Float32Array with its
@@ -62,4 +64,27 @@ export function topKAccuracy(ranking: Int32Array, r: number, labels: Int32Array)
     }
   }
   return { top1: c1 / n, top5: c5 / n };
+}
+
+/** Representations of a whole dataset, normalised with `norm`, in batches of `batch` (leak-free). */
+export async function extractFeatures(
+  represent: (x: tf.Tensor4D) => tf.Tensor2D,
+  ds: ImageDataset,
+  norm: Normalisation,
+  batch = 500,
+): Promise<{ data: Float32Array; dim: number }> {
+  let out: Float32Array | null = null;
+  let dim = 0;
+  for (let from = 0; from < ds.n; from += batch) {
+    const idx = Int32Array.from({ length: Math.min(batch, ds.n - from) }, (_, i) => from + i);
+    const x = batchToTensor(ds, idx);
+    const r = tf.tidy(() => represent(normalise(x, norm)));
+    x.dispose();
+    const vals = (await r.data()) as Float32Array;
+    dim = r.shape[1];
+    r.dispose();
+    out ??= new Float32Array(ds.n * dim);
+    out.set(vals, from * dim);
+  }
+  return { data: out ?? new Float32Array(), dim };
 }

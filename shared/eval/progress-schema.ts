@@ -40,7 +40,7 @@ export const HealthEvent = z.looseObject({
   t: finite.optional(),
 });
 
-/** End of an epoch; knnTop1 when the trainer ran a kNN monitor on held-out data. */
+/** End of an epoch; knnTop1 when the trainer ran a kNN monitor on the validation split. */
 export const EpochEvent = z.looseObject({
   type: z.literal('epoch'),
   epoch: z.number().int().nonnegative(),

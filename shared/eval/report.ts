@@ -61,7 +61,7 @@ export function renderReport(input: ReportInput): string {
   }, 'Falls towards 0 at collapse. For L2-normalised features a healthy value is about 1/√d.');
   chart('rank', { title: 'Effective rank (RankMe)', xLabel: 'step', yLabel: 'rank', series: [series('effective rank', hPts('effectiveRank'))] }, '1 = collapsed to a line; at most min(batch, d).');
   const knnEpochs: Pt[] = epochs.filter((e) => e.knnTop1 !== undefined).map((e) => [e.epoch, e.knnTop1!]);
-  chart('knn', { title: 'kNN top-1 over epochs', xLabel: 'epoch', yLabel: 'accuracy', percent: true, series: [series('kNN top-1', knnEpochs)] });
+  chart('knn', { title: 'kNN top-1 on the validation split over epochs', xLabel: 'epoch', yLabel: 'accuracy', percent: true, series: [series('kNN top-1', knnEpochs)] });
 
   const meta: [string, string][] = [];
   if (start) {
@@ -95,7 +95,7 @@ ${input.warnings?.length ? `<div class="warn"><b>Input problems</b><ul>${input.w
 ${e ? metricsSection(e) : '<p class="warn">No evaluation (eval.json) for this run yet: training curves only.</p>'}
 <h2>Training</h2>
 <div class="grid">${charts.join('\n')}</div>
-${confusion ? `<h2>Confusion matrix (${confusion.source === 'linear' ? 'linear probe' : 'kNN'}, test split)</h2>${confusionMatrixSvg({ matrix: confusion.matrix, ...(e?.classNames ? { classNames: e.classNames } : {}) })}` : ''}
+${confusion ? `<h2>Confusion matrix (${confusion.source === 'linear' ? 'linear probe' : 'kNN'}, ${e?.split ?? 'test'} split)</h2>${confusionMatrixSvg({ matrix: confusion.matrix, ...(e?.classNames ? { classNames: e.classNames } : {}) })}` : ''}
 <h2>Run</h2>
 <table class="meta">${meta.map(([k, v]) => `<tr><td>${escapeXml(k)}</td><td>${escapeXml(v)}</td></tr>`).join('')}</table>
 ${start?.config !== undefined ? `<details><summary>Configuration</summary><pre>${escapeXml(JSON.stringify(start.config, null, 2))}</pre></details>` : ''}
@@ -129,13 +129,13 @@ function metricsSection(e: EvalResult): string {
   }
   const lin = e.encoder.linear;
   const note = [
-    `${escapeXml(e.dataset)}: ${e.trainCount.toLocaleString('en')} train / ${e.testCount.toLocaleString('en')} test images`,
+    `${escapeXml(e.dataset)}: ${e.trainCount.toLocaleString('en')} train / ${e.testCount.toLocaleString('en')} ${e.split ?? 'test'} images`,
     e.checkpoint ? `checkpoint <code>${escapeXml(e.checkpoint)}</code>` : '',
     lin ? `linear probe: ${lin.optimizer}, ${lin.epochs} epochs${lin.seconds !== undefined ? ` (${lin.seconds.toFixed(0)} s)` : ''}` : '',
     `kNN: cosine, T = ${e.encoder.knn[0]?.temperature ?? 0.07}`,
     e.backend ? `backend ${escapeXml(e.backend)}` : '',
   ].filter(Boolean).join(' · ');
-  return `<h2>Evaluation</h2><table>${head}${row('encoder', e.encoder)}${e.raw ? row('raw pixels', e.raw) : ''}${delta}</table><p style="font-size:13px;color:#555">${note}</p>`;
+  return `<h2>Evaluation on the ${e.split ?? 'test'} split</h2><table>${head}${row('encoder', e.encoder)}${e.raw ? row('raw pixels', e.raw) : ''}${delta}</table><p style="font-size:13px;color:#555">${note}</p>`;
 }
 
 function show(v: unknown): string {

@@ -31,6 +31,8 @@ export type FeatureEval = z.infer<typeof FeatureEval>;
 export const EvalResultSchema = z.looseObject({
   checkpoint: z.string().optional(),
   dataset: z.string(),
+  /** Which images `testCount` and every score are from: the validation split (for choosing) or the test split (for reporting). */
+  split: z.enum(['validation', 'test']).optional(),
   trainCount: z.number().int().nonnegative(),
   testCount: z.number().int().nonnegative(),
   numClasses: z.number().int().positive(),
@@ -50,6 +52,7 @@ export function headlineSummary(r: EvalResult): Record<string, string | number |
   return {
     checkpoint: r.checkpoint ?? null,
     dataset: r.dataset,
+    split: r.split ?? null,
     knn_top1: first(r.encoder)?.top1 ?? null,
     knn_top5: first(r.encoder)?.top5 ?? null,
     knn200_top1: knnAt(r.encoder, 200)?.top1 ?? null,

@@ -50,6 +50,10 @@ export const RetrainRequest = z.strictObject({
   recipe: z.enum(['official', 'small']).optional().describe("augmentation recipe (default 'small')"),
   ablation: Ablation.optional().describe('loss weights (default λ=25, μ=25, ν=1)'),
   force: z.boolean().optional().describe('move latest even if the new model evaluates worse (default false)'),
+  init: z
+    .union([z.literal('latest'), z.string().regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/, "init: 'latest' or a version like 20261128T231500Z-a1b2c3")])
+    .optional()
+    .describe("warm start from a published model ('latest' or a version) of the same network; recorded as the new version's parent"),
 });
 export type RetrainRequest = z.infer<typeof RetrainRequest>;
 export type RetrainRequestInput = z.input<typeof RetrainRequest>;
@@ -66,6 +70,8 @@ export interface ResolvedRequest {
   recipe: 'official' | 'small';
   ablation: Ablation;
   force: boolean;
+  /** Warm start: 'latest' or a version. */
+  init?: string;
 }
 
 export function resolveRequest(r: RetrainRequest): ResolvedRequest {
@@ -80,6 +86,7 @@ export function resolveRequest(r: RetrainRequest): ResolvedRequest {
     recipe: r.recipe ?? REQUEST_DEFAULTS.recipe,
     ablation: r.ablation ?? { ...REQUEST_DEFAULTS.ablation },
     force: r.force ?? REQUEST_DEFAULTS.force,
+    ...(r.init !== undefined ? { init: r.init } : {}),
   };
 }
 

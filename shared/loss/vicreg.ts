@@ -27,12 +27,13 @@ export interface VicregTerms {
 type Embeddings = tf.Tensor2D | number[][];
 
 /**
- * The VICReg loss of two [n, d] embedding batches (two views of the same n images).
+ * The VICReg loss of two [n, d] embedding batches Z, Z′ (two views of the same n images), eq. (6) of
+ * Bardes, Ponce & LeCun (ICLR 2022):
  *
- * invariance = mean over all n·d entries of (za − zb)²;
- * variance   = ½ Σ_branch mean_j relu(γ − sqrt(var_j + ε)), var with the unbiased (n − 1) estimate;
- * covariance = Σ_branch Σ_{i≠j} C_ij² / d, C the unbiased covariance matrix.
+ *   ℓ(Z, Z′) = λ·s(Z, Z′) + μ·½[v(Z) + v(Z′)] + ν·[c(Z) + c(Z′)]
  *
+ * with the three terms below. The ½ on the variance term is the official implementation's
+ * (facebookresearch/vicreg main_vicreg.py); `variance` is reported with it, `covariance` as the sum.
  * Differentiable: call it inside tf.variableGrads. Returned scalars are owned by the caller.
  */
 export function vicregLoss(za: Embeddings, zb: Embeddings, options: VicregOptions = {}): VicregTerms {
@@ -46,11 +47,9 @@ export function vicregLoss(za: Embeddings, zb: Embeddings, options: VicregOption
     const [n] = a.shape;
     if (n < 2) throw new Error(`vicregLoss: need a batch of at least 2 embeddings for the (n − 1) variance, got n=${n}`);
     return tf.tidy(() => {
-      const invariance = tf.mean(tf.squaredDifference(a, b)) as tf.Scalar;
-      const sa = branchStats(a, o.gamma, o.eps);
-      const sb = branchStats(b, o.gamma, o.eps);
-      const variance = tf.mul(tf.add(sa.hinge, sb.hinge), 0.5) as tf.Scalar;
-      const covariance = tf.add(sa.offDiag, sb.offDiag) as tf.Scalar;
+      const invariance = invarianceTerm(a, b);
+      const variance = tf.mul(tf.add(varianceTerm(a, o.gamma, o.eps), varianceTerm(b, o.gamma, o.eps)), 0.5) as tf.Scalar;
+      const covariance = tf.add(covarianceTerm(a), covarianceTerm(b)) as tf.Scalar;
       const loss = tf.addN([
         tf.mul(invariance, o.lambda),
         tf.mul(variance, o.mu),
@@ -65,27 +64,41 @@ export function vicregLoss(za: Embeddings, zb: Embeddings, options: VicregOption
   }
 }
 
-/**
- * Variance hinge and off-diagonal covariance of one branch. Σ C² is taken from whichever of the d×d
- * covariance zcᵀzc or the n×n Gram matrix zc·zcᵀ is smaller (equal Frobenius norms), so the cost is
- * min(n, d)²·max(n, d) and nothing n×d×d is built; Σ off-diagonal² = Σ C² − Σ diag(C)² needs no mask.
- */
-function branchStats(z: tf.Tensor2D, gamma: number, eps: number): { hinge: tf.Scalar; offDiag: tf.Scalar } {
-  const [n, d] = z.shape;
-  const zc = tf.sub(z, tf.mean(z, 0, true)) as tf.Tensor2D;
-  // The diagonal of C, computed directly: cheaper than extracting it from the matrix.
-  const variances = tf.div(tf.sum(tf.square(zc), 0), n - 1); // [d]
-  const std = tf.sqrt(tf.add(variances, eps));
-  const hinge = tf.mean(tf.relu(tf.sub(gamma, std))) as tf.Scalar;
-  const product = n < d ? outer(zc) : gram(zc);
-  const sumSq = tf.div(tf.sum(tf.square(product)), (n - 1) * (n - 1));
-  const offDiag = tf.div(tf.sub(sumSq, tf.sum(tf.square(variances))), d) as tf.Scalar;
-  return { hinge, offDiag };
+/** Invariance, eq. (5): s(Z, Z′) = (1/n) Σ_i ‖z_i − z′_i‖² / d, i.e. the mean of (z − z′)² over all n·d entries. */
+export function invarianceTerm(z: tf.Tensor2D, zPrime: tf.Tensor2D): tf.Scalar {
+  return tf.mean(tf.squaredDifference(z, zPrime)) as tf.Scalar;
 }
+
+/** Variance, eq. (1)–(2): v(Z) = (1/d) Σ_j max(0, γ − √(Var(z^j) + ε)), Var the unbiased (n − 1) estimate. */
+export function varianceTerm(z: tf.Tensor2D, gamma: number, eps: number): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.relu(tf.sub(gamma, tf.sqrt(tf.add(columnVariances(z), eps))))) as tf.Scalar);
+}
+
+/** Covariance, eq. (3)–(4): c(Z) = (1/d) Σ_{i≠j} C(Z)²_ij, C(Z) = (1/(n − 1)) Σ_k (z_k − z̄)(z_k − z̄)ᵀ. */
+export function covarianceTerm(z: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const [n, d] = z.shape;
+    const zc = centred(z);
+    // Σ C² is taken from whichever of the d×d scatter zcᵀzc or the n×n Gram matrix zc·zcᵀ is smaller (equal
+    // Frobenius norms), so the cost is min(n, d)²·max(n, d) and nothing n×d×d is built; Σ off-diagonal² =
+    // Σ C² − Σ diag(C)² needs no mask.
+    const product = n < d ? gramMatrix(zc) : scatterMatrix(zc);
+    const sumSquares = tf.div(tf.sum(tf.square(product)), (n - 1) * (n - 1));
+    return tf.div(tf.sub(sumSquares, tf.sum(tf.square(columnVariances(z)))), d) as tf.Scalar;
+  });
+}
+
+/** z − column mean. */
+const centred = (z: tf.Tensor2D): tf.Tensor2D => tf.sub(z, tf.mean(z, 0, true)) as tf.Tensor2D;
+
+/** The diagonal of C(Z): per-column unbiased variance, [d]. */
+const columnVariances = (z: tf.Tensor2D): tf.Tensor1D => tf.div(tf.sum(tf.square(centred(z)), 0), z.shape[0] - 1) as tf.Tensor1D;
 
 // zᵀz and z·zᵀ with hand-written gradients that use only untransposed matMuls: on the wasm backend a matMul
 // with transposeA/transposeB (what autodiff of matMul emits) measured ~20× slower than transpose + matMul.
-const gram = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+
+/** zᵀz, [d, d]: (n − 1)·C for centred z. */
+const scatterMatrix = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const z = args[0] as tf.Tensor2D;
   (args[1] as tf.GradSaveFunc)([z]);
   return {
@@ -94,7 +107,8 @@ const gram = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   };
 }) as (z: tf.Tensor2D) => tf.Tensor2D;
 
-const outer = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+/** z·zᵀ, [n, n]: the Gram matrix of the rows. */
+const gramMatrix = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const z = args[0] as tf.Tensor2D;
   (args[1] as tf.GradSaveFunc)([z]);
   return {

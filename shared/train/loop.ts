@@ -20,7 +20,7 @@ export interface LossValues {
   covariance: number;
 }
 
-/** What the loop drives; `buildLoopParts` (gpu-worker/train-parts.ts) assembles it from the model, optimiser and augmenter. */
+/** What the loop drives; `createTrainSession` (shared/train/session.ts) assembles it from the model, optimiser and augmenter. */
 export interface LoopParts {
   /** Two normalised augmented views of a batch of images scaled to [0, 1]. Caller disposes them. */
   makeViews(x: tf.Tensor4D, rng: Rng): [tf.Tensor4D, tf.Tensor4D];

@@ -1,18 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
-import { recipeByName } from '../shared/augment/config.js';
-import { makeViews } from '../shared/augment/augment.js';
-import type { TrainState } from '../shared/checkpoint/train-state.js';
-import type { Normalisation } from '../shared/data/dataset.js';
-import { representationStats } from '../shared/eval/collapse.js';
-import type { Ablation } from '../shared/jobs/schema.js';
-import { representationDim, type ModelConfig } from '../shared/model/config.js';
-import { createVicregNet, type VicregNet } from '../shared/model/vicreg-net.js';
-import { vicregLoss } from '../shared/loss/vicreg.js';
-import { LARS } from '../shared/train/lars.js';
-import type { LoopParts } from '../shared/train/loop.js';
-import { defaultWarmupSteps, learningRateAt } from '../shared/train/schedule.js';
-import { createTrainStep } from '../shared/train/step.js';
-import { normalise } from './pipeline.js';
+import { recipeByName } from '../augment/config.js';
+import { makeViews } from '../augment/augment.js';
+import type { TrainState } from '../checkpoint/train-state.js';
+import type { Normalisation } from '../data/dataset.js';
+import { normalise } from '../data/split.js';
+import { representationStats } from '../eval/collapse.js';
+import type { Ablation } from '../jobs/schema.js';
+import { representationDim, type ModelConfig } from '../model/config.js';
+import type { ConvBnSpec } from '../model/spec.js';
+import { createVicregNet, type VicregNet } from '../model/vicreg-net.js';
+import { vicregLoss } from '../loss/vicreg.js';
+import { LARS } from './lars.js';
+import type { LoopParts } from './loop.js';
+import { defaultWarmupSteps, learningRateAt } from './schedule.js';
+import { createTrainStep } from './step.js';
 
 /**
  * Assembles what the training loop drives from the project's pieces: the VICReg network, LARS with the
@@ -40,6 +41,11 @@ export interface TrainSession {
   backboneModel(): tf.LayersModel;
   exportState(step: number, epoch: number, meta: Record<string, unknown>): TrainState;
   importState(s: Pick<TrainState, 'weights' | 'optimizerSlots'>): void;
+  /**
+   * Warm start: copy a published backbone (a checkpoint's LayersModel, same architecture) into the network.
+   * The expander is not in checkpoints and keeps its fresh initialisation, as do the optimiser's momenta.
+   */
+  initBackboneFrom(model: tf.LayersModel): void;
   dispose(): void;
 }
 
@@ -95,9 +101,41 @@ export function createTrainSession(o: TrainSessionOptions): TrainSession {
       net.setWeights(s.weights);
       optimizer.setSlots(s.optimizerSlots);
     },
+    initBackboneFrom(model) {
+      net.setWeights({ ...net.getWeights(), ...backboneWeights(net, model) });
+    },
     dispose() {
       optimizer.dispose();
       net.dispose();
     },
   };
+}
+
+/**
+ * The backbone's parameters by stable name, read from its LayersModel export (layer names as in
+ * shared/model/layers-model.ts: the parameter name with '.' → '_'). Throws naming the first mismatch.
+ */
+function backboneWeights(net: VicregNet, model: tf.LayersModel): Record<string, Float32Array> {
+  const layerName = (param: string) => param.replace(/\.w$/, '').replace(/\./g, '_');
+  const units: ConvBnSpec[] = [net.spec.stem, ...net.spec.blocks.flatMap((b) => [...b.path, ...(b.shortcut ? [b.shortcut] : [])])];
+  const out: Record<string, Float32Array> = {};
+  const take = (layer: string, names: string[]) => {
+    let values: tf.Tensor[];
+    try {
+      values = model.getLayer(layer).getWeights();
+    } catch {
+      throw new Error(`the initial model has no layer ${layer}: it is a different architecture`);
+    }
+    if (values.length !== names.length) throw new Error(`the initial model's layer ${layer} has ${values.length} weights, expected ${names.length}`);
+    names.forEach((n, i) => (out[n] = values[i]!.dataSync().slice() as Float32Array));
+  };
+  for (const u of units) {
+    take(layerName(u.conv.name), [u.conv.name]);
+    take(layerName(u.bn), ['gamma', 'beta', 'mean', 'var'].map((s) => `${u.bn}.${s}`));
+  }
+  const current = net.getWeights();
+  for (const [n, v] of Object.entries(out)) {
+    if (current[n]!.length !== v.length) throw new Error(`the initial model's ${n} has ${v.length} values, this network's ${current[n]!.length}: a different architecture`);
+  }
+  return out;
 }
