@@ -29,6 +29,13 @@ describe('R2 store on local R2 (Miniflare)', () => {
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
   });
 
+  it('stores a Node Buffer (a view into a larger pool) as exactly its bytes', async () => {
+    const pooled = Buffer.from('0123456789abcdef').subarray(4, 12);
+    await store.put('view/part', pooled);
+    const got = await store.get('view/part');
+    expect(got && 'body' in got && Buffer.from(got.body).toString()).toBe('456789ab');
+  });
+
   it('keeps the content type and reports quoted ETags, as S3 does', async () => {
     const { etag } = await store.put('ct/x.json', '{}', { contentType: 'application/json' });
     expect(etag).toMatch(/^"[0-9a-f]+"$/);

@@ -41,7 +41,10 @@ export class R2Store implements ObjectStore {
     // etagDoesNotMatch '*' is create-only; etagMatches on a missing key fails, as If-Match does.
     const onlyIf: R2Conditional | undefined =
       opts.ifNoneMatch === '*' ? { etagDoesNotMatch: '*' } : opts.ifMatch !== undefined ? { etagMatches: bare(opts.ifMatch) } : undefined;
-    const o = await this.bucket.put(key, body, {
+    // Miniflare's binding proxy (Node → local R2) rebuilds views by constructor name, so a Node Buffer
+    // (a Uint8Array subclass workerd does not have) becomes a plain Uint8Array of exactly its bytes.
+    const value = typeof body === 'string' || body.constructor === Uint8Array ? body : new Uint8Array(body);
+    const o = await this.bucket.put(key, value, {
       ...(onlyIf ? { onlyIf } : {}),
       ...(opts.contentType ? { httpMetadata: { contentType: opts.contentType } } : {}),
     });

@@ -123,7 +123,8 @@ export function exportOnnx(model: tf.LayersModel): Uint8Array {
       output: [valueInfo(ONNX_OUTPUT, [ONNX_BATCH_DIM, d])],
     },
   });
-  return onnx.ModelProto.encode(proto).finish();
+  // protobufjs hands back a Node Buffer on Node; callers get a plain Uint8Array on every runtime.
+  return new Uint8Array(onnx.ModelProto.encode(proto).finish());
 }
 
 // ---------------------------------------------------------------------------------------------------
