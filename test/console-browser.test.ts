@@ -70,7 +70,7 @@ describe.skipIf(missing.length > 0)('web console in headless Chromium', () => {
       initBackend: false,
       waitForModel: true,
       logger: createMemoryLogger(),
-      settings: { ADMIN_TOKEN: TOKEN, POLL_INTERVAL_MS: 300, MODEL_THREADS: 1 },
+      settings: { ADMIN_TOKEN: TOKEN, POLL_INTERVAL_MS: 300 },
     });
     // A labelled gallery: the first PER_CLASS training images of each class.
     const picks: number[] = [];
@@ -267,7 +267,7 @@ describe.skipIf(missing.length > 0)('web console in headless Chromium', () => {
     await page.click('#retrain-form button[type="submit"]');
     await expect.poll(() => page.textContent('#rt-status')).toMatch(/^Queued job /);
     const jobId = (await page.textContent('#job-id'))!;
-    expect(await page.textContent('#job-state')).toMatch(/queued/);
+    await expect.poll(() => page.textContent('#job-state')).toMatch(/queued/);
 
     // Imported here: the rest of the console is testable while the worker is being changed.
     const { workerConfigFromEnv } = await import('../gpu-worker/config.js');
