@@ -2,6 +2,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { ImageDecoder } from '../shared/image/decoder.js';
 import type { Clock } from '../shared/jobs/clock.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
+import type { ApiKeys } from './auth.js';
 import type { Gallery } from './gallery.js';
 import type { JobsPort } from './jobs.js';
 import type { Logger } from '../shared/log.js';
@@ -18,6 +19,10 @@ export interface ApiConfig {
   corsOrigins: string[];
   /** kNN classification temperature (the reference protocol's 0.07). */
   knnTemperature: number;
+  /** API keys for /v1 (api/auth.ts); undefined = /v1 is open. */
+  apiKeys?: ApiKeys;
+  /** Gallery images at most (507 for a new id beyond); 0 or undefined = no limit. */
+  galleryMaxItems?: number;
 }
 
 export const DEFAULT_API_CONFIG: ApiConfig = {

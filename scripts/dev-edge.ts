@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   if (!env['ADMIN_TOKEN']) logger.info('ADMIN_TOKEN was not set; generated one for this run', { ADMIN_TOKEN: adminToken });
   // Settings the Worker reads, from this environment over wrangler.jsonc's vars.
   const vars: Record<string, string> = { ADMIN_TOKEN: adminToken };
-  for (const k of ['CORS_ORIGINS', 'MAX_BODY_BYTES', 'MAX_PIXELS', 'BATCH_MAX', 'BATCH_WAIT_MS', 'POLL_INTERVAL_MS', 'LOG_LEVEL', 'VICREG_BACKEND']) {
+  for (const k of ['API_KEYS', 'GALLERY_MAX_ITEMS', 'CORS_ORIGINS', 'MAX_BODY_BYTES', 'MAX_PIXELS', 'BATCH_MAX', 'POLL_INTERVAL_MS', 'LOG_LEVEL', 'VICREG_BACKEND']) {
     if (env[k]) vars[k] = env[k]!;
   }
   const edge = await startLocalEdge({ buildDir, persistDir: dataDir, port: Number(env['PORT'] || 8787), host: env['HOST'] || '127.0.0.1', vars });

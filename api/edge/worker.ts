@@ -73,6 +73,8 @@ async function createIsolate(env: EdgeEnv): Promise<Isolate> {
   });
   const config = apiConfig(settings);
   if (!config.adminToken) logger.warn('ADMIN_TOKEN is not set: /admin routes answer 503 (wrangler secret put ADMIN_TOKEN)');
+  // No loopback at the edge: an open /v1 is the operator's choice, said once per isolate (its first request).
+  if (!config.apiKeys) logger.warn('API_KEYS is not set: /v1 (embed, search, gallery writes) is open to anyone who can reach this Worker (wrangler secret put API_KEYS)');
   const app = createApp({ store, modelHost: host, models, gallery, jobs: storeJobs(store, clock), decoder, config, clock, logger, metrics });
   return { app, host };
 }
