@@ -6,9 +6,11 @@ import { HTTPException } from 'hono/http-exception';
 import { IndexDimensionError } from '../shared/index/vector-index.js';
 import type { AppDeps, AppEnv, App } from './context.js';
 import { NoModelError } from './serving-pair.js';
+import { registerApiKeys } from './auth.js';
 import { ApiError, problemResponse, unavailable } from './problem.js';
 import { allowedMethods, problemResponses, route } from './route.js';
 import { registerConsole } from './console/index.js';
+import { registerDocs } from './docs/index.js';
 import { registerAdmin } from './routes/admin.js';
 import { registerGallery } from './routes/gallery.js';
 import { registerInference } from './routes/inference.js';
@@ -65,6 +67,9 @@ export function createApp(deps: AppDeps): App {
     );
   }
 
+  // After CORS (a preflight carries no key) and before any body is read.
+  registerApiKeys(app, config.apiKeys);
+
   const tooLarge = () =>
     new ApiError(413, 'payload-too-large', 'Payload too large', `the request body is over the limit of ${config.maxBodyBytes} bytes (MAX_BODY_BYTES)`);
   app.use('*', async (c, next) => {
@@ -112,13 +117,14 @@ export function createApp(deps: AppDeps): App {
   });
 
   // Operations.
-  route(app, { method: 'get', path: '/healthz', tags: ['ops'], summary: 'Liveness', responses: { 200: { description: 'Alive' } } }, (c) => c.json({ status: 'ok' }));
+  route(app, { method: 'get', path: '/healthz', operationId: 'healthz', tags: ['ops'], summary: 'Liveness', responses: { 200: { description: 'Alive' } } }, (c) => c.json({ status: 'ok' }));
 
   route(
     app,
     {
       method: 'get',
       path: '/readyz',
+      operationId: 'readyz',
       tags: ['ops'],
       summary: 'Ready once a model is loaded and its gallery index is complete',
       responses: { 200: { description: 'Ready' }, ...problemResponses(503) },
@@ -130,7 +136,7 @@ export function createApp(deps: AppDeps): App {
     },
   );
 
-  route(app, { method: 'get', path: '/metrics', tags: ['ops'], summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain; version=0.0.4' } } }, (c) => {
+  route(app, { method: 'get', path: '/metrics', operationId: 'metrics', tags: ['ops'], summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain; version=0.0.4' } } }, (c) => {
     const s = modelHost.status();
     metrics.indexSize.reset();
     if (s.serving) metrics.indexSize.set({ version: s.serving }, s.indexSize);
@@ -143,20 +149,7 @@ export function createApp(deps: AppDeps): App {
   registerAdmin(app, deps);
   registerConsole(app);
 
-  route(app, { method: 'get', path: '/openapi.json', tags: ['ops'], summary: 'This API as OpenAPI 3.1', responses: { 200: { description: 'OpenAPI document' } } }, (c) =>
-    c.json(
-      app.getOpenAPI31Document({
-        openapi: '3.1.0',
-        info: {
-          title: 'VICReg embeddings API',
-          version: '1.0.0',
-          description: 'Image embeddings from a VICReg-pretrained backbone: embed, gallery search, classification, model management. Errors are application/problem+json (RFC 9457).',
-        },
-      }),
-    ),
-  );
-
-  route(app, { method: 'get', path: '/docs', tags: ['ops'], summary: 'Interactive API documentation', responses: { 200: { description: 'HTML' } } }, (c) => c.html(DOCS_HTML));
+  registerDocs(app);
 
   return app;
 }
@@ -186,12 +179,3 @@ async function drain(body: ReadableStream<Uint8Array> | null, cap: number): Prom
 function problem(c: Context<AppEnv>, err: ApiError): Response {
   return problemResponse(err.toProblem(new URL(c.req.url).pathname, c.get('requestId')), err.headers);
 }
-
-// Swagger UI from a CDN: the page works wherever the browser can reach jsDelivr; /openapi.json is the source.
-const DOCS_HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>VICReg embeddings API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"><p>Loading the API reference… If nothing appears, read <a href="/openapi.json">/openapi.json</a> directly.</p></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
-<script>window.onload = () => { if (window.SwaggerUIBundle) SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui' }); };</script>
-</body></html>`;

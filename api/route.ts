@@ -11,10 +11,28 @@ export type Handler = (c: Context<AppEnv>) => Promise<Response> | Response;
 /** Path pattern → methods, for 405 + Allow on a known path with the wrong method. */
 export const routeTable = new WeakMap<App, { re: RegExp; methods: Set<string> }[]>();
 
-export function route(app: App, spec: RouteConfig & { hide?: boolean }, handler: Handler): void {
+/**
+ * A route's description. Every documented route names its operation: `operationId` is what generated
+ * clients (and the console, api/console/assets/operations.ts) call it by, so it is explicit, camelCase and
+ * stable — renaming one breaks clients. Hidden routes (the console's page and assets) are not in the document.
+ */
+export type RouteSpec = (RouteConfig & { operationId: string; hide?: false }) | (RouteConfig & { hide: true });
+
+/** Operation ids already taken in each app's document: two routes may not share one. */
+const operationIds = new WeakMap<App, Set<string>>();
+const OPERATION_ID = /^[a-z][A-Za-z0-9]*$/;
+
+export function route(app: App, spec: RouteSpec, handler: Handler): void {
   const honoPath = spec.path.replace(/\{([^}]+)\}/g, ':$1');
   const method = spec.method.toUpperCase();
-  if (!spec.hide) app.openAPIRegistry.registerPath(spec);
+  if (!spec.hide) {
+    const id = spec.operationId;
+    if (!OPERATION_ID.test(id)) throw new Error(`${method} ${spec.path}: operationId ${JSON.stringify(id)} is not camelCase`);
+    const taken = operationIds.get(app) ?? new Set<string>();
+    if (taken.has(id)) throw new Error(`${method} ${spec.path}: operationId ${id} is already used by another route`);
+    operationIds.set(app, taken.add(id));
+    app.openAPIRegistry.registerPath(spec);
+  }
   app.on(method, honoPath, async (c) => {
     c.set('route', honoPath);
     return handler(c);

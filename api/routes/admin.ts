@@ -1,5 +1,6 @@
 import type { Context, Next } from 'hono';
 import { JobId } from '../../shared/jobs/schema.js';
+import { sha256, timingSafeEqual } from '../auth.js';
 import type { App, AppDeps, AppEnv } from '../context.js';
 import { jsonBody, mediaType } from '../input.js';
 import { lossSvg } from '../loss-svg.js';
@@ -34,6 +35,7 @@ export function registerAdmin(app: App, deps: AppDeps): void {
     {
       method: 'post',
       path: '/admin/retrain',
+      operationId: 'queueRetrain',
       tags: ['admin'],
       summary: 'Queue a retraining job (the worker picks it up)',
       security,
@@ -59,6 +61,7 @@ export function registerAdmin(app: App, deps: AppDeps): void {
     {
       method: 'get',
       path: '/admin/jobs',
+      operationId: 'listJobs',
       tags: ['admin'],
       summary: 'All jobs, newest first',
       security,
@@ -72,6 +75,7 @@ export function registerAdmin(app: App, deps: AppDeps): void {
     {
       method: 'get',
       path: '/admin/jobs/{id}',
+      operationId: 'getJob',
       tags: ['admin'],
       summary: 'One job: state, progress, metrics, result',
       security,
@@ -86,6 +90,7 @@ export function registerAdmin(app: App, deps: AppDeps): void {
     {
       method: 'get',
       path: '/admin/jobs/{id}/loss.svg',
+      operationId: 'getJobLossSvg',
       tags: ['admin'],
       summary: 'The job’s loss curve as an SVG image',
       security,
@@ -104,6 +109,7 @@ export function registerAdmin(app: App, deps: AppDeps): void {
     {
       method: 'post',
       path: '/admin/jobs/{id}/cancel',
+      operationId: 'cancelJob',
       tags: ['admin'],
       summary: 'Cancel a job (queued, or running with no live worker: at once; running: within one step)',
       security,
@@ -123,6 +129,7 @@ export function registerAdmin(app: App, deps: AppDeps): void {
     {
       method: 'post',
       path: '/admin/models/{version}/activate',
+      operationId: 'activateModel',
       tags: ['admin'],
       summary: 'Point latest at a version (promote or roll back); this replica starts loading it at once',
       description:
@@ -179,12 +186,12 @@ export function registerAdmin(app: App, deps: AppDeps): void {
 
 /** Bearer check with a constant-time comparison (of SHA-256 digests, so lengths do not leak either). */
 export function adminAuth(token: string | undefined) {
-  const expected = token ? digest(token) : null;
+  const expected = token ? sha256(token) : null;
   return async (c: Context<AppEnv>, next: Next) => {
     if (!expected) throw new ApiError(503, 'admin-disabled', 'Admin routes disabled', 'no admin token is configured; set ADMIN_TOKEN and restart to enable /admin');
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer\s+(.+)$/i.exec(header);
-    const ok = m ? timingSafeEqual(await digest(m[1]!.trim()), await expected) : false;
+    const ok = m ? timingSafeEqual(await sha256(m[1]!.trim()), await expected) : false;
     if (!ok) {
       throw new ApiError(
         401,
@@ -197,14 +204,4 @@ export function adminAuth(token: string | undefined) {
     }
     await next();
   };
-}
-
-async function digest(s: string): Promise<Uint8Array> {
-  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(s)));
-}
-
-function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.min(a.length, b.length); i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
 }

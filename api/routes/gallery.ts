@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { needs } from '../auth.js';
 import { GalleryId, GalleryLabel, GalleryMetadata, type GalleryItem } from '../gallery.js';
 import type { App, AppDeps } from '../context.js';
 import { bodyKind, formBody, formImages, formText, fromBase64, jsonBody, prepare, rawBody, type RawImage } from '../input.js';
-import { badRequest, fromZod, notFound } from '../problem.js';
+import { ApiError, badRequest, fromZod, notFound } from '../problem.js';
 import { problemResponses, route } from '../route.js';
 import { GalleryItemResponse, IdParam, ImageCreated, ImageJson, ImageList, ListQuery } from '../schemas.js';
 import { parseQuery } from './inference.js';
@@ -16,13 +17,16 @@ const RawQuery = z.object({ id: GalleryId.optional(), label: GalleryLabel.option
 /** Gallery CRUD: images + label + metadata in the bucket, embeddings in the serving index. */
 export function registerGallery(app: App, deps: AppDeps): void {
   const { gallery, modelHost, decoder, config } = deps;
+  const checkRoom = (id: string | undefined) => roomFor(gallery, config.galleryMaxItems ?? 0, id);
 
   route(
     app,
     {
       method: 'post',
       path: '/v1/images',
+      operationId: 'addImage',
       tags: ['gallery'],
+      security: needs('write'),
       summary: 'Add (or replace) a gallery image',
       description:
         'multipart/form-data with `image` and optional `id`, `label`, `metadata` (a JSON object as text); or JSON {base64, id, label, metadata}; ' +
@@ -51,6 +55,10 @@ export function registerGallery(app: App, deps: AppDeps): void {
       responses: {
         201: { description: 'Stored and indexed', content: { 'application/json': { schema: ImageCreated } } },
         ...problemResponses(400, 413, 415, 422),
+        507: {
+          description: 'The gallery holds GALLERY_MAX_ITEMS images: a new id is refused (replacing one is allowed)',
+          content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+        },
       },
     },
     async (c) => {
@@ -84,6 +92,7 @@ export function registerGallery(app: App, deps: AppDeps): void {
       }
       if (fields.metadata && new TextEncoder().encode(JSON.stringify(fields.metadata)).length > MAX_METADATA_BYTES)
         throw badRequest(`metadata: larger than ${MAX_METADATA_BYTES} bytes as JSON`, [{ field: 'metadata', message: 'too large' }]);
+      await checkRoom(fields.id);
 
       const leased = modelHost.current ? modelHost.lease() : null;
       try {
@@ -109,7 +118,9 @@ export function registerGallery(app: App, deps: AppDeps): void {
     {
       method: 'get',
       path: '/v1/images',
+      operationId: 'listImages',
       tags: ['gallery'],
+      security: needs('read'),
       summary: 'List gallery images (by id, paged)',
       request: { query: ListQuery },
       responses: { 200: { description: 'A page', content: { 'application/json': { schema: ImageList } } }, ...problemResponses(400) },
@@ -128,7 +139,9 @@ export function registerGallery(app: App, deps: AppDeps): void {
     {
       method: 'get',
       path: '/v1/images/{id}',
+      operationId: 'getImage',
       tags: ['gallery'],
+      security: needs('read'),
       summary: 'A gallery image’s label and metadata',
       request: { params: IdParam },
       responses: { 200: { description: 'The item', content: { 'application/json': { schema: GalleryItemResponse } } }, ...problemResponses(404) },
@@ -146,7 +159,9 @@ export function registerGallery(app: App, deps: AppDeps): void {
     {
       method: 'get',
       path: '/v1/images/{id}/content',
+      operationId: 'getImageContent',
       tags: ['gallery'],
+      security: needs('read'),
       summary: 'A gallery image’s bytes, as uploaded',
       request: { params: IdParam },
       responses: { 200: { description: 'The image' }, ...problemResponses(404) },
@@ -164,7 +179,9 @@ export function registerGallery(app: App, deps: AppDeps): void {
     {
       method: 'delete',
       path: '/v1/images/{id}',
+      operationId: 'deleteImage',
       tags: ['gallery'],
+      security: needs('write'),
       summary: 'Remove a gallery image',
       request: { params: IdParam },
       responses: { 204: { description: 'Deleted' }, ...problemResponses(404) },
@@ -175,6 +192,20 @@ export function registerGallery(app: App, deps: AppDeps): void {
       await modelHost.removeItem(id);
       return c.body(null, 204);
     },
+  );
+}
+
+/** 507 when the gallery is full and `id` would add an image rather than replace one. */
+async function roomFor(gallery: AppDeps['gallery'], max: number, id: string | undefined): Promise<void> {
+  if (max <= 0) return;
+  const n = await gallery.size();
+  if (n < max || (id !== undefined && (await gallery.has(id)))) return;
+  throw new ApiError(
+    507,
+    'gallery-full',
+    'Gallery full',
+    `the gallery holds ${n} images, this deployment's limit (GALLERY_MAX_ITEMS=${max}); delete images (DELETE /v1/images/{id}), replace an existing id, or raise GALLERY_MAX_ITEMS`,
+    { limit: max, setting: 'GALLERY_MAX_ITEMS' },
   );
 }
 

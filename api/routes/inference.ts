@@ -1,6 +1,7 @@
 import { knnVote } from '../../shared/eval/knn.js';
 import { IndexDimensionError } from '../../shared/index/vector-index.js';
 import { float32ArrayJson } from '../../shared/util/float32-json.js';
+import { needs } from '../auth.js';
 import type { AppDeps, App } from '../context.js';
 import { bodyKind, formBody, formImages, fromBase64, jsonBody, prepare, rawBody, type RawImage } from '../input.js';
 import { ApiError, badRequest, conflict, fromZod, notFound } from '../problem.js';
@@ -28,7 +29,9 @@ export function registerInference(app: App, deps: AppDeps): void {
     {
       method: 'post',
       path: '/v1/embeddings',
+      operationId: 'embedImages',
       tags: ['embeddings'],
+      security: needs('read'),
       summary: 'Embed one or more images',
       description:
         'One image as the raw body (Content-Type image/*), multipart/form-data with one or more `image` parts, or JSON ' +
@@ -81,7 +84,9 @@ export function registerInference(app: App, deps: AppDeps): void {
     {
       method: 'post',
       path: '/v1/search',
+      operationId: 'searchGallery',
       tags: ['search'],
+      security: needs('read'),
       summary: 'Find the most similar gallery images',
       description:
         'JSON {id | vector | base64, k, filter: {label}}, or an image as the raw body (or a multipart `image` part) with ?k=&label=. ' +
@@ -159,7 +164,9 @@ export function registerInference(app: App, deps: AppDeps): void {
     {
       method: 'post',
       path: '/v1/classify',
+      operationId: 'classifyImage',
       tags: ['classify'],
+      security: needs('read'),
       summary: 'Classify an image',
       description:
         'method=knn: temperature-weighted vote of the k most similar labelled gallery images (T=0.07). ' +

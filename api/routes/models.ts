@@ -1,4 +1,5 @@
 import type { App, AppDeps } from '../context.js';
+import { needs } from '../auth.js';
 import { ModelsResponse, ModelEntry } from '../schemas.js';
 import { problemResponses, route } from '../route.js';
 import { unavailable } from '../problem.js';
@@ -16,7 +17,9 @@ export function registerModels(app: App, deps: AppDeps): void {
     {
       method: 'get',
       path: '/v1/models',
+      operationId: 'listModels',
       tags: ['models'],
+      security: needs('read'),
       summary: 'Published model versions, newest first, with metrics and state',
       responses: { 200: { description: 'Versions', content: { 'application/json': { schema: ModelsResponse } } } },
     },
@@ -37,7 +40,9 @@ export function registerModels(app: App, deps: AppDeps): void {
     {
       method: 'get',
       path: '/v1/models/current',
+      operationId: 'getCurrentModel',
       tags: ['models'],
+      security: needs('read'),
       summary: 'The version serving requests',
       responses: {
         200: { description: 'The serving version', content: { 'application/json': { schema: ModelEntry } } },

@@ -1,9 +1,15 @@
 /**
  * The console's script: one hand-written ES module, no framework and no build step. It is held as a raw
  * string, so it must contain no backtick and no dollar-brace (test/console-assets.test.ts checks, and
- * that it parses). It calls only the public /v1 and /admin routes of the page's own origin.
+ * that it parses). It calls only the public /v1 and /admin routes of the page's own origin, and only through
+ * the operation table generated from /openapi.json (./operations.ts, by scripts/gen-console-client.ts):
+ * call('operationId', params, opts). test/console-client.test.ts fails when the table and the API differ or
+ * when the script names an operation, or a /v1 or /admin path, outside it.
  */
+import { CONSOLE_OPERATIONS_JS } from './operations.js';
+
 export const CONSOLE_JS = String.raw`// VICReg console — talks to /v1 and /admin on this origin only.
+` + CONSOLE_OPERATIONS_JS + String.raw`
 const $ = (sel, root) => (root || document).querySelector(sel);
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -45,8 +51,33 @@ class ApiError extends Error {
   constructor(status, message, problem) { super(message); this.status = status; this.problem = problem; }
 }
 
-async function call(method, path, opts) {
+/**
+ * The URL of an operation of /openapi.json: {name} path parameters come from params, the rest must be the
+ * operation's declared query parameters (empty values are left out).
+ */
+function href(operationId, params) {
+  const op = OPERATIONS[operationId];
+  if (!op) throw new Error('the API has no operation ' + operationId);
+  params = params || {};
+  const used = new Set();
+  const path = op[1].replace(/\{([^}]+)\}/g, (m, name) => {
+    used.add(name);
+    if (params[name] === undefined || params[name] === null || params[name] === '') throw new Error(operationId + ': path parameter ' + name + ' is missing');
+    return enc(params[name]);
+  });
+  const q = [];
+  for (const [k, v] of Object.entries(params)) {
+    if (used.has(k)) continue;
+    if (!op[2].includes(k)) throw new Error(operationId + ' has no query parameter ' + k);
+    if (v !== undefined && v !== null && v !== '') q.push(enc(k) + '=' + enc(v));
+  }
+  return q.length ? path + '?' + q.join('&') : path;
+}
+
+async function call(operationId, params, opts) {
   opts = opts || {};
+  const method = OPERATIONS[operationId] ? OPERATIONS[operationId][0] : 'GET';
+  const path = href(operationId, params);
   const headers = Object.assign({}, opts.headers);
   // Admin routes take the admin token; /v1 takes the API key when the server has keys on.
   if (opts.admin) { if (auth.admin) headers.Authorization = 'Bearer ' + auth.admin; }
@@ -71,33 +102,31 @@ async function call(method, path, opts) {
   return type.includes('json') ? res.json() : res.blob();
 }
 const imageBody = (blob) => ({ body: blob, headers: { 'Content-Type': blob.type || 'application/octet-stream' } });
-const query = (o) => Object.entries(o).filter(([, v]) => v !== undefined && v !== null && v !== '').map(([k, v]) => enc(k) + '=' + enc(v)).join('&');
-
 const api = {
-  searchImage: (blob, k, label) => call('POST', '/v1/search?' + query({ k, label }), imageBody(blob)),
-  searchId: (id, k, label) => call('POST', '/v1/search', { json: { id, k, filter: label ? { label } : undefined } }),
-  classify: (blob, method) => call('POST', '/v1/classify?method=' + method, imageBody(blob)),
+  searchImage: (blob, k, label) => call('searchGallery', { k, label }, imageBody(blob)),
+  searchId: (id, k, label) => call('searchGallery', {}, { json: { id, k, filter: label ? { label } : undefined } }),
+  classify: (blob, method) => call('classifyImage', { method }, imageBody(blob)),
   embed: (blobs) => {
     const form = new FormData();
     blobs.forEach((b, i) => form.append('image', b, 'image-' + i));
-    return call('POST', '/v1/embeddings', { body: form });
+    return call('embedImages', {}, { body: form });
   },
-  list: (cursor, limit) => call('GET', '/v1/images?' + query({ cursor, limit })),
-  content: (id) => call('GET', '/v1/images/' + enc(id) + '/content'),
+  list: (cursor, limit) => call('listImages', { cursor, limit }),
+  content: (id) => call('getImageContent', { id }),
   add: (file, fields) => {
     const form = new FormData();
     form.append('image', file, file.name || 'image');
     for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== '') form.append(k, v);
-    return call('POST', '/v1/images', { body: form });
+    return call('addImage', {}, { body: form });
   },
-  remove: (id) => call('DELETE', '/v1/images/' + enc(id)),
-  models: () => call('GET', '/v1/models'),
-  current: () => call('GET', '/v1/models/current'),
-  retrain: (req) => call('POST', '/admin/retrain', { json: req, admin: true }),
-  jobs: () => call('GET', '/admin/jobs', { admin: true }),
-  job: (id) => call('GET', '/admin/jobs/' + enc(id), { admin: true }),
-  cancel: (id) => call('POST', '/admin/jobs/' + enc(id) + '/cancel', { admin: true }),
-  activate: (version, force) => call('POST', '/admin/models/' + enc(version) + '/activate', { admin: true, json: force ? { force: true } : undefined }),
+  remove: (id) => call('deleteImage', { id }),
+  models: () => call('listModels'),
+  current: () => call('getCurrentModel'),
+  retrain: (req) => call('queueRetrain', {}, { json: req, admin: true }),
+  jobs: () => call('listJobs', {}, { admin: true }),
+  job: (id) => call('getJob', { id }, { admin: true }),
+  cancel: (id) => call('cancelJob', { id }, { admin: true }),
+  activate: (version, force) => call('activateModel', { version }, { admin: true, json: force ? { force: true } : undefined }),
 };
 
 // ---- shared bits -------------------------------------------------------------------------------------
@@ -113,7 +142,7 @@ const thumbUrls = new Map();
 function thumb(id, alt, cls) {
   const img = h('img', { alt: alt || '', class: cls || 'thumb', loading: 'lazy', decoding: 'async', width: 96, height: 96 });
   const cached = thumbUrls.get(id);
-  if (cached || !auth.key) img.src = cached || '/v1/images/' + enc(id) + '/content';
+  if (cached || !auth.key) img.src = cached || href('getImageContent', { id });
   else api.content(id).then((b) => { cacheThumb(id, b); img.src = thumbUrls.get(id) || URL.createObjectURL(b); }).catch(() => { img.alt = 'image unavailable'; });
   return img;
 }
