@@ -1,28 +1,16 @@
 /**
- * Dynamic micro-batching (as in Triton): items submitted while a batch is forming join it; a batch runs
- * when it reaches maxBatch or maxWaitMs after its first item, whichever is first. Up to `concurrency`
- * batches run at once (default 1: one forward pass saturates the cores; a pool of model threads takes
- * one batch per thread); the next batch forms while they run.
+ * Micro-batching across concurrent requests (as in Triton): items submitted while a batch is forming join
+ * it; a batch runs when it reaches maxBatch or maxWaitMs after its first item, whichever is first. One
+ * batch runs at a time (the forward pass already uses every core it is given); the next forms meanwhile
+ * and runs as soon as the running one settles.
  *
  * Callers may reserve() places before their slow preparation (image decoding): while reservations are
  * outstanding the batch waits (up to maxWaitMs) for them, and once every reserved item has arrived it runs
- * at once — so a lone request does not sit out the window, and a burst is not split by decode jitter.
- *
- * With concurrency > 1, a batch that could start while others are computing waits (up to maxWaitMs) until
- * it is as large as the average batch in flight: started eagerly, it would take whatever had just arrived
- * (a batch of 1 or 2 beside one of 10), and small batches cost more per item (`npm run bench:batch`: a batch
- * of 4 ran at 0.85 of the best rate, 8 and more at 0.90–1.00). It stops waiting at GATHER_ENOUGH items even
- * beside a bigger batch: more would hardly be cheaper per item, and the wait leaves a core idle (at
- * concurrency 32, bench:api's machine idle share was ~5% with the wait, ~2% without). With nothing
- * running it starts at once, so a lone request never waits; maxWaitMs = 0 turns the wait off.
+ * at once, so a lone request does not sit out the window.
  */
-const GATHER_ENOUGH = 8;
-
 export interface BatcherOptions<I, O> {
   maxBatch: number;
   maxWaitMs: number;
-  /** Batches that may run at the same time (default 1). */
-  concurrency?: number;
   /** Runs one batch; must return exactly one output per input, in order. */
   run: (items: I[]) => Promise<O[]>;
   /** Called with each batch's size (metrics). */
@@ -43,10 +31,8 @@ interface Pending<I, O> {
 export class MicroBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private timer: unknown = undefined;
-  /** Batches started and not yet settled, and the items in them. */
-  private running = 0;
-  private runningItems = 0;
-  private readonly concurrency: number;
+  /** A batch is computing. */
+  private running = false;
   /** Items promised by reserve() and not yet submitted or released. */
   private expected = 0;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
@@ -55,8 +41,6 @@ export class MicroBatcher<I, O> {
   constructor(private readonly opts: BatcherOptions<I, O>) {
     if (!(opts.maxBatch >= 1)) throw new RangeError(`maxBatch must be ≥ 1, got ${opts.maxBatch}`);
     if (!(opts.maxWaitMs >= 0)) throw new RangeError(`maxWaitMs must be ≥ 0, got ${opts.maxWaitMs}`);
-    this.concurrency = opts.concurrency ?? 1;
-    if (!(Number.isInteger(this.concurrency) && this.concurrency >= 1)) throw new RangeError(`concurrency must be an integer ≥ 1, got ${opts.concurrency}`);
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
   }
@@ -103,16 +87,10 @@ export class MicroBatcher<I, O> {
     return promises;
   }
 
-  /** Another batch is computing and this one is still smaller than the average batch in flight and than GATHER_ENOUGH. */
-  private gathering(): boolean {
-    const q = this.queue.length;
-    return this.running > 0 && this.opts.maxWaitMs > 0 && q < GATHER_ENOUGH && q * this.running < this.runningItems;
-  }
-
   private schedule(): void {
-    if (this.running >= this.concurrency) return; // a running batch's completion schedules the next one
+    if (this.running) return; // the running batch's completion starts the next one
     const everyoneHere = this.expected === 0 && this.queue.length > 0 && this.queue.every((p) => p.reserved);
-    if (this.queue.length >= this.opts.maxBatch || (everyoneHere && !this.gathering())) {
+    if (this.queue.length >= this.opts.maxBatch || everyoneHere) {
       this.fire();
     } else if (this.timer === undefined && this.queue.length > 0) {
       this.timer = this.setTimer(() => this.fire(), this.opts.maxWaitMs);
@@ -124,10 +102,9 @@ export class MicroBatcher<I, O> {
       this.clearTimer(this.timer);
       this.timer = undefined;
     }
-    if (this.running >= this.concurrency || this.queue.length === 0) return;
+    if (this.running || this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.opts.maxBatch);
-    this.running++;
-    this.runningItems += batch.length;
+    this.running = true;
     const started = Date.now();
     let settled: Promise<O[]>;
     try {
@@ -135,13 +112,10 @@ export class MicroBatcher<I, O> {
     } catch (err) {
       settled = Promise.reject(err);
     }
-    // A free slot and a full batch (or an arrived burst) left over: start it too.
-    if (this.queue.length > 0) this.schedule();
-    // The slot is handed on before this batch's callers are answered: they go on to write their responses,
-    // and the next batch should not wait for that with a model thread idle.
+    // The next batch starts before this batch's callers are answered: they go on to write their
+    // responses, and the forward pass should not wait for that.
     const finish = () => {
-      this.running--;
-      this.runningItems -= batch.length;
+      this.running = false;
       this.next();
     };
     settled.then(
@@ -163,12 +137,11 @@ export class MicroBatcher<I, O> {
     );
   }
 
-  /** After a batch settles: whatever queued while every slot was busy has already waited a whole batch, so
-   * run it now, unless reserved items are still being prepared, or it is still smaller than the batches
-   * computing, in which case give it up to one more window. */
+  /** After a batch settles: whatever queued meanwhile has already waited a whole batch, so run it now,
+   * unless reserved items are still being prepared (then give them up to one window). */
   private next(): void {
     if (this.queue.length === 0) return;
-    if (this.expected > 0 || this.gathering()) this.schedule();
+    if (this.expected > 0) this.schedule();
     else this.fire();
   }
 }

@@ -22,8 +22,6 @@ export interface VerifiedCheckpoint extends OpenedCheckpoint {
 export interface NetworkRunner {
   /** May take ownership of `input` (e.g. transfer it to another thread); callers pass a fresh array. */
   forward(input: Float32Array, n: number): Promise<Float32Array>;
-  /** forward calls that can run at once (a pool of model threads); default 1. */
-  readonly parallelism?: number;
   /** Where and how it computes, for logs, e.g. "wasm simd, 1 thread × 2 threads; graph". */
   readonly runtime?: string;
   /** Frees the network once the batches already started have finished. */
@@ -74,7 +72,7 @@ async function fetchVerified(store: ObjectStore, version: string): Promise<Verif
 }
 
 export interface CheckpointSourceOptions {
-  /** Where the network runs (default: this thread). The Node entry passes a model-thread runner. */
+  /** Where the network runs (default: this thread's tfjs backend). The Node entry passes onnxruntime where it can. */
   run?: RunNetwork;
 }
 
@@ -108,7 +106,6 @@ export function checkpointSource(store: ObjectStore, opts: CheckpointSourceOptio
         dimension,
         summary: summarise(manifest),
         forward: (input, n) => runner.forward(input, n),
-        ...(runner.parallelism ? { parallelism: runner.parallelism } : {}),
         ...(runner.runtime ? { runtime: runner.runtime } : {}),
         ...(head
           ? {

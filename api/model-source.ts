@@ -37,8 +37,6 @@ export interface ServingModel {
   readonly summary: ModelSummary;
   /** n normalised images, concatenated NHWC → n × dimension embeddings, row-major. */
   forward(input: Float32Array, n: number): Promise<Float32Array>;
-  /** How many forward calls can usefully run at once (e.g. a pool of model threads); default 1. */
-  readonly parallelism?: number;
   /** Where and how the forward pass runs (backend, threads, compiled graph or predict), for logs. */
   readonly runtime?: string;
   /** The checkpoint's linear-probe head on n × dimension features; undefined when it has none. */

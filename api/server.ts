@@ -1,15 +1,16 @@
 /**
  * Node entry: reads the environment, builds the app's dependencies (S3 store, sharp decoder, model host
- * following models/latest.json; by default the forward pass runs in a model thread, api/node/thread-runner.ts)
- * and serves with @hono/node-server. `startApiServer` is what the
+ * following models/latest.json; the forward pass on onnxruntime where the checkpoint has model.onnx,
+ * api/node/onnx-runner.ts, else on this thread's tfjs backend) and serves with @hono/node-server. `startApiServer` is what the
  * `npm start` orchestrator and the tests call; running this file directly serves from process.env.
  */
 import { serve, type ServerType } from '@hono/node-server';
+import { unwatchFile, watchFile } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../shared/jobs/clock.js';
-import { BackendEnv, initNodeBackend } from '../shared/node/backend-node.js';
-import { setCpuScheduling } from '../shared/node/cpu-scheduling.js';
+import { initNodeBackend } from '../shared/node/backend-node.js';
 import { createImageDecoder } from '../shared/node/image-decode.js';
 import { s3ConfigFromEnv } from '../shared/store/config.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
@@ -17,9 +18,9 @@ import { createS3Store } from '../shared/store/s3-store.js';
 import { createApp } from './app.js';
 import { checkpointSource, runInThisThread, type RunNetwork } from './checkpoint-source.js';
 import { hasOnnx, runOnOnnxRuntime } from './node/onnx-runner.js';
-import { runInModelThread } from './node/thread-runner.js';
 import type { App } from './context.js';
-import { ApiEnvError, CommonApiEnv, apiConfig, intSetting, parseSettings } from './config.js';
+import type { ApiKey, ApiKeys } from './auth.js';
+import { ApiEnvError, CommonApiEnv, apiConfig, ApiKeysText, intSetting, parseSettings } from './config.js';
 import { Gallery } from './gallery.js';
 import { storeJobs } from './jobs.js';
 import { createJsonLogger, type Logger, type LogLevel } from '../shared/log.js';
@@ -31,21 +32,17 @@ import type { ModelSource } from './model-source.js';
 export const ApiEnv = CommonApiEnv.extend({
   PORT: intSetting('PORT', 0, 65535).default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
-  /** 'on': the forward pass runs in a worker thread (HTTP and decoding overlap with it); 'off': on the event loop. */
+  /** Instead of API_KEYS: a file in its format, re-read when it changes (rotation without restart). */
+  API_KEYS_FILE: z.string().min(1).optional(),
+  /** 'true': serve /v1 without API keys on a non-loopback HOST (for an API guarded by something else). */
+  ALLOW_OPEN_API: z
+    .enum(['true', 'false'], { error: 'ALLOW_OPEN_API must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true'),
   /** 'auto': onnxruntime where the checkpoint has model.onnx and onnxruntime loads, tfjs otherwise. */
   SERVING_ENGINE: z.enum(['auto', 'onnxruntime', 'tfjs'], { error: "SERVING_ENGINE must be 'auto', 'onnxruntime' or 'tfjs'" }).default('auto'),
-  /** onnxruntime's threads for one forward pass. */
+  /** Threads of one forward pass: onnxruntime's intra-op threads, or tfjs-wasm's for a checkpoint without model.onnx. */
   SERVING_THREADS: intSetting('SERVING_THREADS', 1, 256).default(() => Math.max(1, availableParallelism())),
-  MODEL_THREAD: z.enum(['on', 'off'], { error: "MODEL_THREAD must be 'on' or 'off'" }).default('on'),
-  /** Model threads in the pool (one batch each, computing at once); default: one per core. */
-  MODEL_THREADS: intSetting('MODEL_THREADS', 1, 64).default(() => Math.max(1, availableParallelism())),
-  /** wasm threads inside each model thread (1: the pool, not pthreads, spreads work over the cores). */
-  MODEL_THREAD_WASM_THREADS: intSetting('MODEL_THREAD_WASM_THREADS', 1, 64).default(1),
-  /**
-   * 'batch': every thread of the server runs under Linux's SCHED_BATCH (a waking thread does not preempt a
-   * running forward pass; shared/node/cpu-scheduling.ts); 'normal': the policy is left as the process started.
-   */
-  CPU_SCHEDULING: z.enum(['batch', 'normal'], { error: "CPU_SCHEDULING must be 'batch' or 'normal'" }).default('batch'),
 });
 export type ApiEnv = z.output<typeof ApiEnv>;
 
@@ -113,31 +110,23 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
   const env = opts.env ?? process.env;
   const settings = { ...parseApiEnv(env), ...opts.settings };
   const logger = opts.logger ?? createJsonLogger({ level: settings.LOG_LEVEL as LogLevel });
-  const threaded = settings.MODEL_THREAD === 'on';
-  // Before any model thread starts, so they inherit it.
-  if (settings.CPU_SCHEDULING === 'batch') {
-    const sched = await setCpuScheduling('batch');
-    if (sched.applied) logger.info('CPU scheduling: SCHED_BATCH on every thread');
-    else logger.warn('CPU scheduling left as it was', { reason: sched.reason });
-  }
-  // With a model thread, this thread's backend only loads checkpoints to verify them: one wasm thread is plenty.
-  if (opts.initBackend ?? true)
-    await initNodeBackend({ env, ...(threaded ? { threads: 1 } : {}), log: (m) => logger.info('compute backend', { detail: m }) });
+  // Who may call /v1, settled before anything starts: keys, or loopback only, or an explicit opt-out.
+  const hostname = opts.host ?? settings.HOST;
+  if (settings.API_KEYS && settings.API_KEYS_FILE) throw new ApiEnvError('set API_KEYS or API_KEYS_FILE, not both');
+  if (!settings.API_KEYS && !settings.API_KEYS_FILE && !settings.ALLOW_OPEN_API && !isLoopback(hostname))
+    throw new ApiEnvError(
+      `HOST ${hostname} is not a loopback address and no API keys are set, so anyone who can reach it could embed, search and change the gallery: ` +
+        'set API_KEYS (or API_KEYS_FILE), or ALLOW_OPEN_API=true if something in front of the API guards it',
+    );
+  const keysFile = settings.API_KEYS_FILE ? new ApiKeysFile(settings.API_KEYS_FILE, await readKeysFile(settings.API_KEYS_FILE), logger) : null;
+  // tfjs verifies every checkpoint and serves those without model.onnx (on this thread).
+  if (opts.initBackend ?? true) await initNodeBackend({ env, threads: settings.SERVING_THREADS, log: (m) => logger.info('compute backend', { detail: m }) });
   const store = opts.store ?? createS3Store(s3ConfigFromEnv(env));
   const clock = opts.clock ?? systemClock;
   const metrics = new ApiMetrics();
   const decoder = createImageDecoder({ maxPixels: settings.MAX_PIXELS });
   const gallery = new Gallery(store, () => clock.now());
-  const backend = BackendEnv.safeParse(env);
-  const onTfjs: RunNetwork = threaded
-    ? runInModelThread({
-        backend: backend.success ? backend.data.VICREG_BACKEND : 'auto',
-        threads: settings.MODEL_THREAD_WASM_THREADS,
-        poolSize: settings.MODEL_THREADS,
-        env,
-        onError: (err) => logger.warn('model thread did not close cleanly', { err }),
-      })
-    : runInThisThread;
+  const onTfjs: RunNetwork = runInThisThread;
   const onOnnx = runOnOnnxRuntime({ threads: settings.SERVING_THREADS });
   const engine = settings.SERVING_ENGINE;
   const run: RunNetwork = async (checkpoint) => {
@@ -164,12 +153,11 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
     batch: { maxBatch: settings.BATCH_MAX, maxWaitMs: settings.BATCH_WAIT_MS },
     now: () => clock.now(),
   });
-  const config = apiConfig(settings);
+  const config = { ...apiConfig(settings), ...(keysFile ? { apiKeys: keysFile } : {}) };
   if (!config.adminToken) logger.warn('ADMIN_TOKEN is not set: /admin routes answer 503');
   const app = createApp({ store, modelHost: host, models, gallery, jobs: storeJobs(store, clock), decoder, config, clock, logger, metrics });
 
   const port = opts.port ?? settings.PORT;
-  const hostname = opts.host ?? settings.HOST;
   const limits = { ...HTTP_LIMITS, ...opts.httpLimits };
   const serverOptions = {
     requestTimeout: limits.requestTimeoutMs,
@@ -187,6 +175,12 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
   });
   const url = `http://${hostname.includes(':') ? `[${hostname}]` : hostname}:${actualPort}`;
   logger.info('API listening', { url, store: store.description, docs: `${url}/docs` });
+  const reach = new URL(url).host;
+  if (config.apiKeys)
+    logger.info('API keys required on /v1', { keys: describeKeys(config.apiKeys.current()), ...(keysFile ? { file: keysFile.file, reloads: 'on change' } : { from: 'API_KEYS' }) });
+  else if (isLoopback(hostname)) logger.warn(`no API keys: open to anyone who can reach ${reach}`, { hint: 'set API_KEYS to require keys on /v1' });
+  else logger.warn(`no API keys and ALLOW_OPEN_API=true: /v1 is open to anyone who can reach ${reach}`);
+  keysFile?.watch();
 
   if (opts.waitForModel) await host.refresh();
   host.start(settings.POLL_INTERVAL_MS);
@@ -204,8 +198,61 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       await host.stop();
+      keysFile?.close();
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(host);
+}
+
+const describeKeys = (keys: readonly ApiKey[]) => keys.map((k) => `${k.name}:${k.scopes.join('+')}`);
+
+async function readKeysFile(file: string): Promise<ApiKey[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ApiEnvError(`API_KEYS_FILE ${file} cannot be read: ${(err as Error).message}`);
+  }
+  const r = ApiKeysText.safeParse(text);
+  if (!r.success) throw new ApiEnvError(`invalid API settings: API_KEYS_FILE ${file}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+  return r.data;
+}
+
+/** How often API_KEYS_FILE is checked for changes (a stat; it is read again only when that changed). */
+const KEYS_FILE_POLL_MS = 1000;
+
+/** API_KEYS_FILE's keys, swapped in when the file changes; a broken edit is logged and the old keys stay. */
+class ApiKeysFile implements ApiKeys {
+  constructor(
+    readonly file: string,
+    private keys: readonly ApiKey[],
+    private readonly logger: Logger,
+  ) {}
+
+  current(): readonly ApiKey[] {
+    return this.keys;
+  }
+
+  private readonly onChange = () => {
+    readKeysFile(this.file).then(
+      (keys) => {
+        this.keys = keys;
+        this.logger.info('API keys reloaded', { file: this.file, keys: describeKeys(keys) });
+      },
+      (err: Error) => this.logger.error('API keys not reloaded; the previous keys stay in force', { file: this.file, error: err.message }),
+    );
+  };
+
+  watch(): void {
+    watchFile(this.file, { interval: KEYS_FILE_POLL_MS, persistent: false }, this.onChange);
+  }
+
+  close(): void {
+    unwatchFile(this.file, this.onChange);
+  }
 }
 
 // `tsx api/server.ts` serves from process.env.

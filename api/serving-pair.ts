@@ -42,8 +42,6 @@ export class ServingPair<I extends ServingIndex = ServingIndex> {
       : new MicroBatcher({
           maxBatch: batch.maxBatch,
           maxWaitMs: batch.maxWaitMs,
-          // One batch per model thread in a pool, so the threads compute on separate cores at once.
-          concurrency: model.parallelism ?? 1,
           run,
           onBatch,
         });

@@ -13,8 +13,8 @@
  *    moves in whole ms): a 28×28 Fashion-MNIST PNG and a 640×480 JPEG (q80, sharp-made from one) as the
  *    raw body, BENCH_WARM_REQUESTS (default 200) / BENCH_JPEG_REQUESTS (default 100) per target after
  *    BENCH_WARMUP (default 20) of each, in BENCH_ROUNDS rounds (default 10) whose target order rotates:
- *    edge wasm, edge cpu, and for reference the Node API (startApiServer in this process, wasm with one
- *    thread, MODEL_THREAD=off — not a production setting);
+ *    edge wasm, edge cpu, and for reference the Node API (startApiServer in this process, tfjs wasm with one
+ *    thread on the event loop, SERVING_ENGINE=tfjs — not the default, which serves model.onnx on onnxruntime);
  *  - parity with the Node API on the same bundled checkpoint (memory store): 50 Fashion-MNIST test PNGs
  *    (max abs difference of the embeddings; bar 1e-4) and 20 of them as 640×480 q80 JPEGs (min cosine; bar
  *    0.995), for both edge backends.
@@ -38,7 +38,6 @@ import { createMemoryStore } from '../shared/store/memory-store.js';
 import { ensureModelPublished } from '../scripts/bundled-checkpoint.js';
 import { buildEdge, startLocalEdge, type LocalEdge } from '../scripts/edge-local.js';
 import { png } from '../test/helpers/api-fixtures.js';
-import { medianOf } from './bare.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '../..');
 const BUNDLED = join(root, 'checkpoints/bundled');
@@ -230,7 +229,7 @@ async function main(): Promise<void> {
       initBackend: false,
       waitForModel: true,
       env: { ...env, ADMIN_TOKEN },
-      settings: { MODEL_THREAD: 'off', CPU_SCHEDULING: 'normal', LOG_LEVEL: 'warn' },
+      settings: { LOG_LEVEL: 'warn', SERVING_ENGINE: 'tfjs' },
       logger: createStderrLogger({ level: 'warn', base: { component: 'bench:edge node-api' } }),
     });
     closers.push(() => node.close());
@@ -324,7 +323,7 @@ async function main(): Promise<void> {
       bundle: { rawKiB: bundle.rawKiB, gzipKiB: bundle.gzipKiB, limitKiB: bundle.limitKiB, underLimit: bundle.underLimit },
       coldStart: coldSummary,
       warm,
-      warmSetup: { concurrency: 1, warmup: WARMUP, rounds: ROUNDS, node: 'startApiServer in this process, wasm 1 thread, MODEL_THREAD=off' },
+      warmSetup: { concurrency: 1, warmup: WARMUP, rounds: ROUNDS, node: 'startApiServer in this process, tfjs wasm 1 thread on the event loop (SERVING_ENGINE=tfjs)' },
       parity,
       seconds: round((Date.now() - started) / 1000),
     };
@@ -359,3 +358,9 @@ main().then(
     process.exit(1);
   },
 );
+
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}

@@ -32,7 +32,7 @@ beforeAll(async () => {
     initBackend: false,
     waitForModel: true,
     logger,
-    settings: { ADMIN_TOKEN: TOKEN, POLL_INTERVAL_MS: 60_000, MODEL_THREADS: 1, BATCH_WAIT_MS: 2 },
+    settings: { ADMIN_TOKEN: TOKEN, POLL_INTERVAL_MS: 60_000, BATCH_WAIT_MS: 2 },
   });
   // A few gallery images, so searches have something to return.
   for (let i = 0; i < 3; i++) {
@@ -217,7 +217,7 @@ describe('HTTP server limits', () => {
       port: 0,
       initBackend: false,
       logger: slowLogger,
-      settings: { POLL_INTERVAL_MS: 60_000, MODEL_THREAD: 'off', CPU_SCHEDULING: 'normal' },
+      settings: { POLL_INTERVAL_MS: 60_000 },
       httpLimits: { requestTimeoutMs: 300, headersTimeoutMs: 300, maxConnections: 3 },
     });
   });

@@ -1,10 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
-import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageDataset } from '../shared/data/dataset.js';
-import { threadSchedulingPolicy } from '../shared/node/cpu-scheduling.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { createMemoryLogger } from '../shared/log.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
@@ -89,11 +87,6 @@ describe('ops', () => {
     expect(res.headers.get('allow')).toContain('POST');
     expect(p.detail).toMatch(/GET is not allowed/);
     expect((await fetch(url('/v1/images/abc'), { method: 'PUT', body: 'x' })).status).toBe(405);
-  });
-  it.skipIf(process.platform !== 'linux')('runs every thread, model threads included, under SCHED_BATCH (CPU_SCHEDULING default)', () => {
-    const tids = readdirSync(`/proc/${process.pid}/task`).map(Number);
-    expect(tids.length).toBeGreaterThan(2);
-    expect(new Set(tids.map((t) => threadSchedulingPolicy(process.pid, t)))).toEqual(new Set(['batch']));
   });
 });
 

@@ -86,7 +86,7 @@ beforeAll(async () => {
     initBackend: false,
     waitForModel: true,
     logger,
-    settings: { ADMIN_TOKEN: TOKEN, POLL_INTERVAL_MS: 60_000, MODEL_THREADS: 1, BATCH_WAIT_MS: 2 },
+    settings: { ADMIN_TOKEN: TOKEN, POLL_INTERVAL_MS: 60_000, BATCH_WAIT_MS: 2 },
   });
 }, 180_000);
 

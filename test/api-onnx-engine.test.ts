@@ -37,7 +37,7 @@ async function serve(store: ObjectStore, engine: 'auto' | 'onnxruntime' | 'tfjs'
     initBackend: false,
     waitForModel: true,
     logger,
-    settings: { SERVING_ENGINE: engine, SERVING_THREADS: 1, MODEL_THREAD: 'off', CPU_SCHEDULING: 'normal', POLL_INTERVAL_MS: 60_000 },
+    settings: { SERVING_ENGINE: engine, SERVING_THREADS: 1, POLL_INTERVAL_MS: 60_000 },
   });
   servers.push(api);
   return { api, logger };

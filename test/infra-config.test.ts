@@ -58,7 +58,8 @@ function parseAs(program: Program, env: Env): { s3: S3Config; api?: ApiEnv; work
 function missingRequired(program: Program, env: Env): string[] {
   // Without S3_ENDPOINT the worker starts an empty embedded s3rver in its own container, and the API
   // would talk to AWS: both must name the shared store.
-  const required = ['S3_ENDPOINT', 'S3_BUCKET', ...(program === 'api' ? ['ADMIN_TOKEN'] : [])];
+  // The API listens on all interfaces in a container, which it refuses without API_KEYS.
+  const required = ['S3_ENDPOINT', 'S3_BUCKET', ...(program === 'api' ? ['ADMIN_TOKEN', 'API_KEYS'] : [])];
   return required.filter((k) => !env[k]);
 }
 
@@ -155,7 +156,7 @@ describe('Dockerfiles', () => {
 // ---------------------------------------------------------------- compose
 
 /** The shell variables a user sets; `${VAR:?…}` ones must be among them. */
-const SHELL: Env = { ADMIN_TOKEN: 'compose-admin-token-0123456789' };
+const SHELL: Env = { ADMIN_TOKEN: 'compose-admin-token-0123456789', API_KEYS: `compose:read+write:${'a'.repeat(64)}` };
 
 /** Compose's interpolation for the forms used here ($$, $VAR, ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?e}, ${VAR?e}). */
 function interpolate(s: string, shell: Env, required: Set<string>): string {
@@ -234,9 +235,10 @@ const durationMs = (d: string): number => {
 };
 
 describe('infra/compose.yaml', () => {
-  it('requires ADMIN_TOKEN from the shell and names every service built from our Dockerfiles', () => {
+  it('requires ADMIN_TOKEN and API_KEYS from the shell and names every service built from our Dockerfiles', () => {
     expect(() => loadCompose({})).toThrow(/ADMIN_TOKEN/);
-    expect([...loadCompose(SHELL).required]).toEqual(['ADMIN_TOKEN']);
+    expect(() => loadCompose({ ADMIN_TOKEN: SHELL['ADMIN_TOKEN']! })).toThrow(/API_KEYS/);
+    expect([...loadCompose(SHELL).required]).toEqual(['ADMIN_TOKEN', 'API_KEYS']);
     expect(composeContainers().map((c) => c.name).sort()).toEqual(Object.keys(COMPOSE_PROGRAMS).sort());
   });
 
@@ -392,8 +394,8 @@ const K8S_IMAGES: Record<string, string> = {
 };
 const K8S_PROGRAMS: Record<string, Program> = { 'vicreg-api/api': 'api', 'vicreg-worker/worker': 'worker' };
 
-/** What a Secret's value stands for when the test resolves a reference: plausible, and long enough for ADMIN_TOKEN. */
-const secretPlaceholder = (key: string): string => `placeholder-${key.toLowerCase()}-0123456789`;
+/** What a Secret's value stands for when the test resolves a reference: plausible, long enough for ADMIN_TOKEN, API_KEYS' form. */
+const secretPlaceholder = (key: string): string => (key === 'API_KEYS' ? `placeholder:read+write:${'0'.repeat(64)}` : `placeholder-${key.toLowerCase()}-0123456789`);
 
 interface K8sContainer {
   id: string;
@@ -478,6 +480,9 @@ describe('infra/k8s', () => {
     const token = secret?.data?.stringData?.['ADMIN_TOKEN'];
     expect(token).toBeDefined();
     expect(() => parseApiEnv({ ADMIN_TOKEN: token })).toThrow(/ADMIN_TOKEN/);
+    const keys = secret?.data?.stringData?.['API_KEYS'];
+    expect(keys).toBeDefined();
+    expect(() => parseApiEnv({ API_KEYS: keys })).toThrow(/API_KEYS/);
   });
 
   it('API: readiness on /readyz and liveness on /healthz at the port it listens on; the Service targets it', () => {

@@ -257,7 +257,7 @@ describe('npm start supervises its worker (real processes)', () => {
         S3_LOCAL_PORT: '0',
         PORT: '0',
         VICREG_THREADS: '1',
-        MODEL_THREADS: '1',
+        SERVING_THREADS: '1',
         SHUTDOWN_TIMEOUT_MS: '2000',
         LOG_LEVEL: 'info',
       },

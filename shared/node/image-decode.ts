@@ -28,10 +28,17 @@ export function createImageDecoder(opts: SharpDecoderOptions = {}): ImageDecoder
   return withPngFastPath(createSharpDecoder(opts), { inflate: (b) => zlib.inflateSync(b), crc32: nativeCrc, background: opts.background });
 }
 
-/** sharp decoder: JPEG, PNG, WebP, GIF (first frame), AVIF, TIFF; EXIF orientation; alpha flattened. */
+/**
+ * sharp decoder: JPEG, PNG, WebP, GIF (first frame), AVIF, TIFF; EXIF orientation; alpha flattened.
+ * One libvips pipeline per image, which decodes once: resizing lets libvips shrink a JPEG while decoding it
+ * (DCT scaling, up to 1/8: a 640×480 photo is decoded at 80×60 for a 28×28 model), WebP likewise.
+ */
 export function createSharpDecoder(opts: SharpDecoderOptions = {}): ImageDecoder {
   const maxPixels = opts.maxPixels ?? 40_000_000;
   const background = opts.background ?? { r: 0, g: 0, b: 0 };
+  // libvips' operation cache only pays off when the same input is processed again; every request's bytes
+  // are new, so it is bookkeeping (and memory) per image. Off for the process (sharp's setting is global).
+  sharp.cache(false);
   return {
     mimeTypes: SUPPORTED_MIME_TYPES,
     async decode(bytes: Uint8Array, target: DecodeTarget): Promise<DecodedImage> {

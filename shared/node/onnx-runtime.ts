@@ -6,7 +6,7 @@
 import * as ort from 'onnxruntime-node';
 
 export interface OnnxRunnerOptions {
-  /** Intra-op threads; default 1 (set it from the same thread budget as tfjs, e.g. VICREG_THREADS). */
+  /** Intra-op threads; default 1 (the API passes SERVING_THREADS). */
   threads?: number;
   /** Let idle pool threads spin (a little faster on a dedicated machine; default false, as cores are shared). */
   allowSpinning?: boolean;
