@@ -5,7 +5,8 @@ import type { App, AppDeps, AppEnv } from '../context.js';
 import { jsonBody, mediaType } from '../input.js';
 import { lossSvg } from '../loss-svg.js';
 import { VersionNotFoundError } from '../model-source.js';
-import { ApiError, conflict, notFound } from '../problem.js';
+import { ApiError, badRequest, conflict, notFound } from '../problem.js';
+import { ModelConfig } from '../../shared/model/config.js';
 import { inBackground, problemResponses, route } from '../route.js';
 import { JobIdParam, RetrainRequest, VersionParam } from '../schemas.js';
 import { z } from '@hono/zod-openapi';
@@ -49,6 +50,7 @@ export function registerAdmin(app: App, deps: AppDeps): void {
       const t = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
       if (t !== 'application/json') throw new ApiError(415, 'unsupported-media-type', 'Unsupported media type', `send the job request as application/json, not ${t || 'no Content-Type'}`);
       const request = await jsonBody(c, RetrainRequest);
+      if (request.init !== undefined) await checkInit(request.init, request.model);
       const job = await jobs.create(request);
       logger.info('retrain job queued', { requestId: c.get('requestId'), job: job.id, dataset: request.dataset.kind });
       c.header('Location', `/admin/jobs/${job.id}`);
@@ -174,6 +176,21 @@ export function registerAdmin(app: App, deps: AppDeps): void {
     if (t !== 'application/json' && !t.endsWith('+json'))
       throw new ApiError(415, 'unsupported-media-type', 'Unsupported media type', `send the activation options as application/json, not ${t || 'no Content-Type'}`);
     return jsonBody(c, ActivateRequest);
+  }
+
+  /** A warm start must name a published version of the same network: a clear 400 now, not a failed job later. */
+  async function checkInit(init: string, model: unknown): Promise<void> {
+    const version = init === 'latest' ? await models.readLatest() : init;
+    if (version === null) throw badRequest('body.init: nothing is published yet to start from', [{ field: 'body.init', message: 'no latest model' }]);
+    const found = (await models.listVersions()).find((m) => m.version === version);
+    if (!found) throw badRequest(`body.init: there is no published version ${version}`, [{ field: 'body.init', message: 'unknown version' }]);
+    const parentModel = (found.details?.training as { config?: { model?: unknown } } | undefined)?.config?.model;
+    if (model === undefined || parentModel === undefined) return;
+    const [want, have] = [ModelConfig.safeParse(model), ModelConfig.safeParse(parentModel)];
+    if (want.success && have.success && JSON.stringify(want.data) !== JSON.stringify(have.data))
+      throw badRequest(`body.model: differs from the network of ${version}, which init continues from; leave model out to keep it`, [
+        { field: 'body.model', message: 'different architecture from init' },
+      ]);
   }
 
   async function findJob(c: Context<AppEnv>) {
