@@ -37,8 +37,11 @@ export const Preprocessing = z
     channels: z.union([z.literal(1), z.literal(3)]),
     mean: z.array(z.number()).min(1),
     std: z.array(z.number().positive()).min(1),
-    /** Images are resized to inputSize × inputSize ignoring aspect ratio (sharp's 'fill'). */
-    resize: z.literal('fill'),
+    /**
+     * How images become inputSize × inputSize: 'fill' stretches ignoring aspect ratio (what training on
+     * square datasets uses); 'cover' scales and centre-crops (for photos of other shapes).
+     */
+    resize: z.enum(['fill', 'cover']),
   })
   .refine((p) => p.mean.length === p.channels && p.std.length === p.channels, {
     message: 'preprocessing.mean and .std need one entry per channel',
