@@ -1,6 +1,6 @@
-import type { Context } from 'hono';
-import type { App, AppEnv } from '../context.js';
+import type { App } from '../context.js';
 import { route } from '../route.js';
+import { routeAsset, servePage, staticAsset } from '../static-assets.js';
 import { DOCS_CSS, DOCS_JS, docsHtml } from './assets.js';
 
 /**
@@ -20,12 +20,10 @@ export const OPENAPI_INFO = {
 };
 
 export const DOCS_ASSETS = {
-  js: { body: DOCS_JS, type: 'text/javascript; charset=utf-8', hash: fnv1a(DOCS_JS) },
-  css: { body: DOCS_CSS, type: 'text/css; charset=utf-8', hash: fnv1a(DOCS_CSS) },
+  js: staticAsset(DOCS_JS, 'text/javascript; charset=utf-8'),
+  css: staticAsset(DOCS_CSS, 'text/css; charset=utf-8'),
 };
 export const DOCS_PATHS = { js: `/docs/docs.${DOCS_ASSETS.js.hash}.js`, css: `/docs/docs.${DOCS_ASSETS.css.hash}.css` };
-const HTML = docsHtml(DOCS_PATHS);
-const HTML_ETAG = `"${fnv1a(HTML)}"`;
 
 /** Same origin only, as the console: the page loads its own script and style and calls only this API. */
 export const DOCS_CSP = [
@@ -38,8 +36,6 @@ export const DOCS_CSP = [
   "form-action 'none'",
   "frame-ancestors 'none'",
 ].join('; ');
-
-const COMMON_HEADERS = { 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' };
 
 export function registerDocs(app: App): void {
   route(
@@ -64,11 +60,7 @@ export function registerDocs(app: App): void {
       ),
   );
 
-  const page = (c: Context<AppEnv>) => {
-    const headers = { ...COMMON_HEADERS, 'Cache-Control': 'no-cache', ETag: HTML_ETAG, 'Content-Security-Policy': DOCS_CSP, 'X-Frame-Options': 'DENY' };
-    if (matches(c.req.header('if-none-match'), HTML_ETAG)) return c.body(null, 304, headers);
-    return c.body(HTML, 200, { ...headers, 'Content-Type': 'text/html; charset=utf-8' });
-  };
+  const page = servePage(docsHtml(DOCS_PATHS), DOCS_CSP);
   route(
     app,
     {
@@ -82,28 +74,5 @@ export function registerDocs(app: App): void {
     },
     page,
   );
-  for (const key of ['js', 'css'] as const) {
-    const asset = DOCS_ASSETS[key];
-    const etag = `"${asset.hash}"`;
-    route(app, { method: 'get', path: DOCS_PATHS[key], hide: true, responses: { 200: { description: 'Docs asset' } } }, (c) => {
-      const headers = { ...COMMON_HEADERS, 'Cache-Control': 'public, max-age=31536000, immutable', ETag: etag };
-      if (matches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
-      return c.body(asset.body, 200, { ...headers, 'Content-Type': asset.type });
-    });
-  }
-}
-
-function matches(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag || t.trim() === '*');
-}
-
-/** 32-bit FNV-1a of the UTF-16 code units, as 8 hex digits: a cache key, not a security property. */
-function fnv1a(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0).toString(16).padStart(8, '0');
+  for (const key of ['js', 'css'] as const) routeAsset(app, DOCS_PATHS[key], DOCS_ASSETS[key]);
 }
