@@ -38,6 +38,7 @@ import { createMemoryStore } from '../shared/store/memory-store.js';
 import { ensureModelPublished } from '../scripts/bundled-checkpoint.js';
 import { buildEdge, startLocalEdge, type LocalEdge } from '../scripts/edge-local.js';
 import { png } from '../test/helpers/api-fixtures.js';
+import { median } from './stats.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '../..');
 const BUNDLED = join(root, 'checkpoints/bundled');
@@ -199,13 +200,13 @@ async function main(): Promise<void> {
           b,
           {
             starts: c.totalMs.length,
-            upMs: round(medianOf(c.upMs)),
-            firstEmbeddingMs: round(medianOf(c.firstMs)),
-            totalMs: round(medianOf(c.totalMs)),
+            upMs: round(median(c.upMs)),
+            firstEmbeddingMs: round(median(c.firstMs)),
+            totalMs: round(median(c.totalMs)),
             totalRangeMs: [round(Math.min(...c.totalMs)), round(Math.max(...c.totalMs))],
-            publishMs: round(medianOf(c.publishMs)),
+            publishMs: round(median(c.publishMs)),
             // The whole workerd process (Worker, Durable Object, local R2, Miniflare's loopback services), not one isolate's heap.
-            ...(c.rssUp.length ? { workerdRssMiB: { up: round(medianOf(c.rssUp)), afterFirst: round(medianOf(c.rssFirst)) } } : {}),
+            ...(c.rssUp.length ? { workerdRssMiB: { up: round(median(c.rssUp)), afterFirst: round(median(c.rssFirst)) } } : {}),
           },
         ];
       }),
@@ -263,7 +264,7 @@ async function main(): Promise<void> {
           }
         }
       }
-      log(`warm round ${r + 1}/${ROUNDS}: ` + targets.map((t) => `${t.name} png p50 ${round(medianOf(lat[t.name]!.png.slice(-pngPerRound)))} ms`).join(', '));
+      log(`warm round ${r + 1}/${ROUNDS}: ` + targets.map((t) => `${t.name} png p50 ${round(median(lat[t.name]!.png.slice(-pngPerRound)))} ms`).join(', '));
     }
     const warm = Object.fromEntries(
       targets.map((t) => {
@@ -359,8 +360,3 @@ main().then(
   },
 );
 
-function medianOf(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}

@@ -20,6 +20,7 @@ import { initNodeBackend } from '../shared/node/backend-node.js';
 import { loadCheckpointDir } from '../shared/node/checkpoint-dir.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { createOnnxRunner } from '../shared/node/onnx-runtime.js';
+import { median } from './stats.js';
 
 const Env = z.object({
   BENCH_CHECKPOINT: z.string().default('checkpoints/bundled'),
@@ -30,11 +31,6 @@ const Env = z.object({
 const env = Env.parse(process.env);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const say = (m: string) => process.stderr.write(m + '\n');
-const median = (xs: number[]) => {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** Median seconds of `runs` calls after 2 warm-up calls. */
 async function time(runs: number, f: () => Promise<unknown> | unknown): Promise<number> {

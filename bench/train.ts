@@ -23,6 +23,7 @@ import { createTrainStep } from '../shared/train/step.js';
 import { vicregLoss } from '../shared/loss/vicreg.js';
 import { LARS } from '../shared/train/lars.js';
 import { Rng } from '../shared/util/rng.js';
+import { median } from './stats.js';
 
 const Env = z.object({
   BENCH_STEPS: z.coerce.number().int().min(1).default(5),
@@ -34,11 +35,6 @@ const env = Env.parse(process.env);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const say = (m: string) => process.stderr.write(m + '\n');
 
-const median = (xs: number[]) => {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const backend = await initNodeBackend();
 const bs = env.BENCH_BATCH;
