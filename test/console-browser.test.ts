@@ -1,11 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserMissing, CHROMIUM, LAUNCH_ARGS, SHOTS } from './helpers/browser.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { createMemoryLogger } from '../shared/log.js';
@@ -20,30 +19,15 @@ import { pool, png, publishFixture } from './helpers/api-fixtures.js';
  * `succeeded`. Every request to another origin is blocked and must not happen. Screenshots of each view
  * are written to docs/console/.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const missing = [
-  resolvable('playwright-core') ? null : 'the npm package playwright-core (a devDependency: npm ci)',
-  existsSync(CHROMIUM) ? null : `Chromium at ${CHROMIUM} (Debian: apt-get install -y chromium; or set CHROMIUM_PATH)`,
-].filter((x): x is string => x !== null);
-if (missing.length) console.warn(`console-browser.test.ts SKIPPED: the browser test needs ${missing.join(' and ')}.`);
+const missing = browserMissing('console-browser.test.ts');
 
 const TOKEN = 'console-admin-token-0123456789';
 const PER_CLASS = 10;
-const SHOTS = path.resolve(import.meta.dirname, '../docs/console');
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 type Playwright = typeof import('playwright-core');
 type Context = Awaited<ReturnType<Playwright['chromium']['launchPersistentContext']>>;
 type Page = Awaited<ReturnType<Context['newPage']>>;
 
-function resolvable(name: string): boolean {
-  try {
-    createRequire(import.meta.url).resolve(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe.skipIf(missing.length > 0)('web console in headless Chromium', () => {
   let store: MemoryStore;

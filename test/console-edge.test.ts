@@ -1,11 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserMissing, CHROMIUM, LAUNCH_ARGS } from './helpers/browser.js';
 import { CONSOLE_ASSETS, CONSOLE_CSP, CONSOLE_PATHS } from '../api/console/index.js';
 import { buildEdge, startLocalEdge, type LocalEdge } from '../scripts/edge-local.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
@@ -17,15 +16,7 @@ import { pool, png, publishFixture } from './helpers/api-fixtures.js';
  * byte-identical to Node's, and in headless Chromium a search by image and the embedding map work at the
  * edge, with every other origin blocked.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-let hasPlaywright = true;
-try {
-  createRequire(import.meta.url).resolve('playwright-core');
-} catch {
-  hasPlaywright = false;
-}
-const browser = hasPlaywright && existsSync(CHROMIUM);
-if (!browser) console.warn(`console-edge.test.ts: the browser part is SKIPPED (needs playwright-core and Chromium at ${CHROMIUM}).`);
+const browser = browserMissing('console-edge.test.ts (its browser part)').length === 0;
 
 const PER_CLASS = 3;
 let buildDir: string;
@@ -85,7 +76,7 @@ describe('the console at the edge', () => {
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: LAUNCH_ARGS,
       viewport: { width: 1024, height: 800 },
     });
     const blocked: string[] = [];

@@ -1,11 +1,10 @@
 import { serve } from '@hono/node-server';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserMissing, CHROMIUM, LAUNCH_ARGS, SHOTS } from './helpers/browser.js';
 import { documentationApp } from '../api/docs/document.js';
 
 /**
@@ -13,27 +12,12 @@ import { documentationApp } from '../api/docs/document.js';
  * every request to another origin blocked: the reference renders every operation of /openapi.json from
  * local assets alone, with no CSP violation, and "Try it" reaches the API.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const missing = [
-  resolvable('playwright-core') ? null : 'the npm package playwright-core (a devDependency: npm ci)',
-  existsSync(CHROMIUM) ? null : `Chromium at ${CHROMIUM} (Debian: apt-get install -y chromium; or set CHROMIUM_PATH)`,
-].filter((x): x is string => x !== null);
-if (missing.length) console.warn(`docs-browser.test.ts SKIPPED: the browser test needs ${missing.join(' and ')}.`);
+const missing = browserMissing('docs-browser.test.ts');
 
-const SHOTS = path.resolve(import.meta.dirname, '../docs/console');
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 type Playwright = typeof import('playwright-core');
 type Context = Awaited<ReturnType<Playwright['chromium']['launchPersistentContext']>>;
 
-function resolvable(name: string): boolean {
-  try {
-    createRequire(import.meta.url).resolve(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe.skipIf(missing.length > 0)('/docs in headless Chromium, other origins blocked', () => {
   let server: ReturnType<typeof serve>;
