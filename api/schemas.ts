@@ -80,6 +80,40 @@ export const ImageList = z
   .object({ items: z.array(GalleryItemResponse), nextCursor: z.string().nullable() })
   .openapi('GalleryPage');
 
+/** Points a gallery map holds at most (its PCA is O(points · dimension²) on the request's thread). */
+export const MAP_MAX_POINTS = 5000;
+
+export const GalleryMapQuery = z.object({
+  label: GalleryLabel.optional().openapi({ description: 'Only images with this label; the projection is fitted on them alone' }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAP_MAX_POINTS)
+    .default(2000)
+    .openapi({ description: 'Points at most; past it, an evenly spaced sample of the indexed images in id order' }),
+});
+
+export const GalleryMapResponse = z
+  .object({
+    model: ModelRef,
+    total: z.number().int().openapi({ description: 'Indexed images that match (more than points.length when sampled)' }),
+    explainedVariance: z
+      .array(z.number().min(0).max(1))
+      .min(2)
+      .max(2)
+      .openapi({ description: 'Share of the total variance along x and along y' }),
+    points: z.array(
+      z.object({
+        id: z.string(),
+        x: z.number(),
+        y: z.number(),
+        label: z.string().optional(),
+      }),
+    ),
+  })
+  .openapi('GalleryMap');
+
 /** k in a query string (?k=5: text, coerced). */
 export const K = z.coerce.number().int().min(1).max(1000);
 /** k in a JSON body: a JSON integer (no coercion: true, [5] and "5" are errors there). */

@@ -2,7 +2,7 @@ import type { DecodeTarget } from '../shared/image/decoder.js';
 import type { VectorIndex } from '../shared/index/vector-index.js';
 
 /** What requests do with a pair's index (writes go through the host, which knows the gallery revisions). */
-export type ServingIndex = Pick<VectorIndex, 'dimension' | 'size' | 'get' | 'has' | 'ids' | 'query'>;
+export type ServingIndex = Pick<VectorIndex, 'dimension' | 'size' | 'get' | 'has' | 'ids' | 'query' | 'entries'>;
 import type { GalleryItem } from './gallery.js';
 import { MicroBatcher, PerRequestBatcher, type Batcher } from './batcher.js';
 import type { ApiMetrics } from './metrics.js';

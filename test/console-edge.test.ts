@@ -70,6 +70,25 @@ describe('the console at the edge', () => {
     }
   });
 
+  it('projects the gallery on the server: GET /v1/gallery/map has one point per image, through the Durable Object', async () => {
+    const res = await fetch(`${edge.url}/v1/gallery/map`);
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    expect(res.headers.get('x-model-version')).toBe(version);
+    const map = JSON.parse(text) as { model: { version: string }; total: number; explainedVariance: number[]; points: { id: string; x: number; y: number; label?: string }[] };
+    expect(map.model.version).toBe(version);
+    expect(map.total).toBe(ids.length);
+    expect(map.points.map((p) => p.id)).toEqual([...ids].sort());
+    for (const p of map.points) {
+      expect(p.label).toBe(train.classNames![train.labels![Number(p.id.slice(3))]!]);
+      expect(Number.isFinite(p.x) && Number.isFinite(p.y)).toBe(true);
+    }
+    expect(map.explainedVariance[0]).toBeGreaterThan(0);
+    const bad = await fetch(`${edge.url}/v1/gallery/map?limit=0`);
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+
   it.skipIf(!browser)('searches by image and draws the map in headless Chromium', async () => {
     const { chromium } = await import('playwright-core');
     const profile = await mkdtemp(path.join(tmpdir(), 'console-chromium-'));

@@ -183,6 +183,28 @@ describe('GalleryIndexCore: read-your-writes across model versions', () => {
     expect(answer).toHaveProperty('ok');
     expect('ok' in answer && answer.ok.map((h) => h.id)).toEqual(['a']);
   });
+
+  it('entries (the gallery map) hands back pending items first, as query does, then lists the version in id order', async () => {
+    const { core } = await newCore();
+    await core.open(V2);
+    const items = [item('c', 'r1', 0, { label: 'x' }), item('a', 'r1', 0, { label: 'y' }), item('b', 'r1', 0, { label: 'x' })];
+    await seed(core, V1, items);
+    const first = await core.entries(V2, undefined, 2);
+    expect('pending' in first && ids(first.pending)).toEqual(['c', 'a']);
+    await core.fill(V2, items.map((it) => fillOf(it, 'v2')));
+    const all = await core.entries(V2, undefined, 2);
+    expect('ok' in all && all.ok.total).toBe(3);
+    expect('ok' in all && all.ok.entries.map((e) => [e.id, e.label])).toEqual([['a', 'y'], ['b', 'x'], ['c', 'x']]);
+    const v = vec('b', 'r1', 'v2');
+    const unit = Array.from(v, (x) => x / Math.hypot(...v));
+    expectVectorClose('ok' in all ? all.ok.entries[1]!.vector : undefined, Float32Array.from(unit));
+    const x = await core.entries(V2, { label: 'x', limit: 1 }, 2);
+    expect('ok' in x && x.ok).toMatchObject({ total: 2, entries: [{ id: 'b' }] });
+    // catchUp 0: as the index is, pending items left out.
+    await core.upsert(V1, item('d', 'r1', 5), vec('d'));
+    const asIs = await core.entries(V2, undefined, 0);
+    expect('ok' in asIs && asIs.ok.entries.map((e) => e.id)).toEqual(['a', 'b', 'c']);
+  });
 });
 
 describe('DurableIndex over the core (the core stands in for the Durable Object stub)', () => {
@@ -231,6 +253,22 @@ describe('DurableIndex over the core (the core stands in for the Durable Object 
     const hits = await index.query(vec('c', 'r1', 'v2'), 1);
     expect(embedded).toEqual([['a', 'b'], ['c']]);
     expect(hits.map((h) => h.id)).toEqual(['c']);
+  });
+
+  it('entries embeds the pending items and lists them with the rest (the map sees every write)', async () => {
+    const { core } = await newCore();
+    const items = ['a', 'b', 'c'].map((id) => item(id, 'r1', 0, { label: id === 'b' ? 'dog' : 'cat' }));
+    await seed(core, V1, items);
+    const { index, embedded } = durable(core, V2);
+    await index.open();
+    await core.fill(V2, [fillOf(items[0]!, 'v2')]);
+    const listing = await index.entries({ limit: 10 });
+    expect(embedded).toEqual([['b', 'c']]);
+    expect(listing.total).toBe(3);
+    expect(listing.entries.map((e) => [e.id, e.label])).toEqual([['a', 'cat'], ['b', 'dog'], ['c', 'cat']]);
+    await core.upsert(V1, item('d', 'r1', 5), vec('d')); // another isolate, serving v1
+    expect((await index.entries({ label: 'cat' })).entries.map((e) => e.id)).toEqual(['a', 'c']);
+    expect(embedded).toEqual([['b', 'c'], ['d']]);
   });
 
   it('get of a pending id embeds just that item and returns its entry', async () => {

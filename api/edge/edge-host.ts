@@ -1,5 +1,5 @@
 import type { ImageDecoder } from '../../shared/image/decoder.js';
-import type { IndexEntry, IndexFilter, IndexHit } from '../../shared/index/vector-index.js';
+import type { EntryListing, IndexEntry, IndexFilter, IndexHit, ListOptions } from '../../shared/index/vector-index.js';
 import type { Logger } from '../../shared/log.js';
 import type { Gallery, GalleryItem } from '../gallery.js';
 import type { ApiMetrics } from '../metrics.js';
@@ -55,6 +55,11 @@ export class DurableIndex implements ServingIndex {
 
   query(vector: Float32Array, k: number, filter?: IndexFilter): Promise<IndexHit[]> {
     return this.answer((last) => this.index().query(this.ref, vector, k, filter, last ? 0 : CATCH_UP));
+  }
+
+  /** Every entry of the version (sampled past options.limit), with the pending items embedded first, as query. */
+  entries(options?: ListOptions): Promise<EntryListing> {
+    return this.answer((last) => this.index().entries(this.ref, options, last ? 0 : CATCH_UP));
   }
 
   /** Embed pending items and store their vectors; returns what the index holds afterwards. */

@@ -1,6 +1,6 @@
 import { DurableObject } from 'cloudflare:workers';
 import { GalleryReader } from '../../shared/gallery/reader.js';
-import type { IndexEntry, IndexFilter, IndexHit } from '../../shared/index/vector-index.js';
+import type { EntryListing, IndexEntry, IndexFilter, IndexHit, ListOptions } from '../../shared/index/vector-index.js';
 import type { R2Bucket } from './cf-types.js';
 import { GalleryIndexCore, type Answer, type FillEntry, type ItemMeta, type VersionRef, type VersionSummary } from './gallery-index.js';
 import { R2Store } from './r2-store.js';
@@ -50,6 +50,9 @@ export class GalleryIndex extends DurableObject<{ BUCKET: R2Bucket }> {
   query(ref: VersionRef, vector: Float32Array, k: number, filter: IndexFilter | undefined, catchUp: number): Promise<Answer<IndexHit[]>> {
     return this.core.query(ref, vector, k, filter, catchUp);
   }
+  entries(ref: VersionRef, options: ListOptions | undefined, catchUp: number): Promise<Answer<EntryListing>> {
+    return this.core.entries(ref, options, catchUp);
+  }
   get(ref: VersionRef, id: string): Promise<Answer<IndexEntry | null>> {
     return this.core.get(ref, id);
   }
@@ -62,4 +65,4 @@ export class GalleryIndex extends DurableObject<{ BUCKET: R2Bucket }> {
 }
 
 /** What an isolate calls on the Durable Object (its public methods, over RPC). */
-export type GalleryIndexStub = Pick<GalleryIndex, 'open' | 'summary' | 'pendingItems' | 'fill' | 'upsert' | 'remove' | 'query' | 'get' | 'has' | 'ids'>;
+export type GalleryIndexStub = Pick<GalleryIndex, 'open' | 'summary' | 'pendingItems' | 'fill' | 'upsert' | 'remove' | 'query' | 'entries' | 'get' | 'has' | 'ids'>;

@@ -1,5 +1,12 @@
 import { ExactIndex } from '../../shared/index/exact-index.js';
-import { IndexDimensionError, type IndexEntry, type IndexFilter, type IndexHit } from '../../shared/index/vector-index.js';
+import {
+  IndexDimensionError,
+  type EntryListing,
+  type IndexEntry,
+  type IndexFilter,
+  type IndexHit,
+  type ListOptions,
+} from '../../shared/index/vector-index.js';
 import type { DurableObjectStorage } from './cf-types.js';
 
 /** A gallery item as the index needs it: its revision (which image bytes) and its payload. */
@@ -164,6 +171,13 @@ export class GalleryIndexCore {
     const st = await this.state(ref);
     if (st.pending.size > 0 && catchUp > 0) return { pending: this.pendingOf(st, catchUp) };
     return { ok: st.index.querySync(vector, k, filter) };
+  }
+
+  /** The version's entries (id order, sampled past options.limit), once nothing is pending there, as query. */
+  async entries(ref: VersionRef, options: ListOptions | undefined, catchUp: number): Promise<Answer<EntryListing>> {
+    const st = await this.state(ref);
+    if (st.pending.size > 0 && catchUp > 0) return { pending: this.pendingOf(st, catchUp) };
+    return { ok: st.index.entriesSync(options) };
   }
 
   async get(ref: VersionRef, id: string): Promise<Answer<IndexEntry | null>> {

@@ -2,9 +2,11 @@ import { z } from 'zod';
 import {
   IndexDimensionError,
   IndexFormatError,
+  type EntryListing,
   type IndexEntry,
   type IndexFilter,
   type IndexHit,
+  type ListOptions,
   type VectorIndex,
 } from './vector-index.js';
 
@@ -99,6 +101,26 @@ export class ExactIndex implements VectorIndex {
 
   async ids(): Promise<string[]> {
     return this.slotIds.slice(0, this.count);
+  }
+
+  async entries(options?: ListOptions): Promise<EntryListing> {
+    return this.entriesSync(options);
+  }
+
+  entriesSync(options: ListOptions = {}): EntryListing {
+    const d = this.dimension;
+    const slots: number[] = [];
+    for (let s = 0; s < this.count; s++) if (options.label === undefined || this.payloads[s]?.label === options.label) slots.push(s);
+    slots.sort((a, b) => (this.slotIds[a]! < this.slotIds[b]! ? -1 : 1));
+    const total = slots.length;
+    const limit = options.limit === undefined ? total : Math.max(0, Math.floor(options.limit));
+    // Evenly spaced in id order: a sample that spans the whole index and is the same on every call.
+    const picked = total <= limit ? slots : Array.from({ length: limit }, (_, i) => slots[Math.floor((i * total) / limit)]!);
+    const entries = picked.map((s) => {
+      const label = this.payloads[s]?.label;
+      return { id: this.slotIds[s]!, vector: this.rows.slice(s * d, s * d + d), ...(label !== undefined ? { label } : {}) };
+    });
+    return { entries, total };
   }
 
   async query(vector: Float32Array, k: number, filter?: IndexFilter): Promise<IndexHit[]> {

@@ -27,6 +27,28 @@ export interface IndexFilter {
   excludeIds?: string[];
 }
 
+/** An entry as listed for a whole-index view (the gallery map): its unit vector and label, no metadata. */
+export interface ListedEntry {
+  id: string;
+  /** L2-normalised, as the index compares vectors (a zero vector stays zero). */
+  vector: Float32Array;
+  label?: string;
+}
+
+export interface ListOptions {
+  /** Only entries with exactly this label. */
+  label?: string;
+  /** At most this many: past it, an evenly spaced sample of the matching entries in id order. */
+  limit?: number;
+}
+
+export interface EntryListing {
+  /** In id order. */
+  entries: ListedEntry[];
+  /** How many entries matched (more than entries.length when sampled). */
+  total: number;
+}
+
 export interface VectorIndex {
   readonly dimension: number;
   size(): Promise<number>;
@@ -37,6 +59,8 @@ export interface VectorIndex {
   get(id: string): Promise<IndexEntry | undefined>;
   has(id: string): Promise<boolean>;
   ids(): Promise<string[]>;
+  /** The entries (matching options.label), in id order; past options.limit an evenly spaced sample. */
+  entries(options?: ListOptions): Promise<EntryListing>;
   /** The k best by cosine similarity, best first; ties broken by id for determinism. */
   query(vector: Float32Array, k: number, filter?: IndexFilter): Promise<IndexHit[]>;
   /** A self-contained binary snapshot that deserialize() turns back into an equal index. */

@@ -11,6 +11,7 @@ export const CONSOLE_OPERATIONS_JS = String.raw`const OPERATIONS = {
   docs: ["GET", "/docs", []],
   embedImages: ["POST", "/v1/embeddings", []],
   getCurrentModel: ["GET", "/v1/models/current", []],
+  getGalleryMap: ["GET", "/v1/gallery/map", ["label","limit"]],
   getImage: ["GET", "/v1/images/{id}", []],
   getImageContent: ["GET", "/v1/images/{id}/content", []],
   getJob: ["GET", "/admin/jobs/{id}", []],
@@ -27,4 +28,4 @@ export const CONSOLE_OPERATIONS_JS = String.raw`const OPERATIONS = {
 };
 `;
 
-export const CONSOLE_OPERATION_IDS = ["activateModel","addImage","cancelJob","classifyImage","deleteImage","docs","embedImages","getCurrentModel","getImage","getImageContent","getJob","getJobLossSvg","healthz","listImages","listJobs","listModels","metrics","openapi","queueRetrain","readyz","searchGallery"] as const;
+export const CONSOLE_OPERATION_IDS = ["activateModel","addImage","cancelJob","classifyImage","deleteImage","docs","embedImages","getCurrentModel","getGalleryMap","getImage","getImageContent","getJob","getJobLossSvg","healthz","listImages","listJobs","listModels","metrics","openapi","queueRetrain","readyz","searchGallery"] as const;

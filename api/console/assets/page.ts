@@ -94,7 +94,7 @@ export function consoleHtml(paths: { js: string; css: string; icon: string }): s
 
 <section id="view-map" class="view" aria-labelledby="h-map" hidden>
   <h1 id="h-map">Embedding map</h1>
-  <p class="lead">Every gallery image placed by its embedding under the serving model (first two principal components of the L2-normalised vectors). Images the model finds alike land together; colour is the label it was never trained with.</p>
+  <p class="lead">Every gallery image placed by its embedding under the serving model (the first two principal components of the L2-normalised vectors, computed by the server). Images the model finds alike land together; colour is the label it was never trained with.</p>
   <div class="row">
     <button class="btn primary" id="map-run" type="button">Compute the map</button>
     <span id="map-status" class="status" role="status" aria-live="polite"></span>

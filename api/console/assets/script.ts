@@ -106,12 +106,8 @@ const api = {
   searchImage: (blob, k, label) => call('searchGallery', { k, label }, imageBody(blob)),
   searchId: (id, k, label) => call('searchGallery', {}, { json: { id, k, filter: label ? { label } : undefined } }),
   classify: (blob, method) => call('classifyImage', { method }, imageBody(blob)),
-  embed: (blobs) => {
-    const form = new FormData();
-    blobs.forEach((b, i) => form.append('image', b, 'image-' + i));
-    return call('embedImages', {}, { body: form });
-  },
   list: (cursor, limit) => call('listImages', { cursor, limit }),
+  map: (limit, label) => call('getGalleryMap', { limit, label }),
   content: (id) => call('getImageContent', { id }),
   add: (file, fields) => {
     const form = new FormData();
@@ -423,7 +419,8 @@ function wireGallery() {
 
 // ---- embedding map -----------------------------------------------------------------------------------
 const PALETTE = ['#1f77b4', '#d95f02', '#2ca02c', '#d62728', '#7b4fb3', '#8c564b', '#d4459b', '#5f6b6d', '#9a8f00', '#0e9aa7'];
-const MAX_MAP_IMAGES = 5000;
+/** Points the map asks for: the API's maximum (a larger gallery comes back as an even sample of it). */
+const MAP_LIMIT = 5000;
 let mapCache = null;
 let mapBusy = false;
 
@@ -432,18 +429,7 @@ function mapOpened() {
   computeMap();
 }
 
-async function listAll() {
-  const items = [];
-  let cursor;
-  do {
-    const p = await api.list(cursor, 1000);
-    items.push(...p.items);
-    cursor = p.nextCursor;
-  } while (cursor && items.length < MAX_MAP_IMAGES);
-  return items.slice(0, MAX_MAP_IMAGES);
-}
-
-/** Embeds every gallery image through POST /v1/embeddings (its bytes from /v1/images/{id}/content). */
+/** The server projects the serving model's gallery index (GET /v1/gallery/map); the page only draws it. */
 async function computeMap() {
   if (mapBusy) return;
   mapBusy = true;
@@ -451,81 +437,21 @@ async function computeMap() {
   const btn = $('#map-run');
   btn.disabled = true;
   try {
-    say(status, 'Listing the gallery…');
-    const items = await listAll();
-    if (!items.length) { say(status, 'The gallery is empty: add images in the Gallery view first.'); $('#map-wrap').hidden = true; return; }
-    const vectors = new Array(items.length);
-    let version = null;
-    const BATCH = 32;
-    for (let i = 0; i < items.length; i += BATCH) {
-      const batch = items.slice(i, i + BATCH);
-      const blobs = await Promise.all(batch.map(async (it) => { const b = await api.content(it.id); cacheThumb(it.id, b); return b; }));
-      const r = await api.embed(blobs);
-      if (version && r.model.version !== version) throw new Error('the model changed while mapping (now ' + r.model.version + '); compute the map again');
-      version = r.model.version;
-      for (const d of r.data) if (d.embedding) vectors[i + d.index] = d.embedding;
-      say(status, 'Embedding ' + Math.min(i + BATCH, items.length) + ' of ' + items.length + ' images…');
-    }
-    const keep = items.map((it, i) => ({ it, v: vectors[i] })).filter((x) => x.v);
-    const proj = pca2(keep.map((x) => x.v));
-    mapCache = { version, points: keep.map((x, i) => ({ id: x.it.id, label: x.it.label, x: proj.coords[i][0], y: proj.coords[i][1] })), explained: proj.explained };
+    say(status, 'Projecting the gallery…');
+    const m = await api.map(MAP_LIMIT);
+    const version = m.model.version;
     servingVersion = version;
+    if (!m.points.length) { mapCache = null; say(status, 'The gallery is empty: add images in the Gallery view first.'); $('#map-wrap').hidden = true; return; }
+    mapCache = { version, points: m.points, explained: m.explainedVariance };
     drawMap(mapCache);
-    say(status, mapCache.points.length + ' images under model ' + version + '; the two axes explain ' + pct(proj.explained[0]) + ' and ' + pct(proj.explained[1]) + ' of the variance.', 'ok');
+    const sampled = m.total > m.points.length ? ' (an even sample of the ' + m.total + ' indexed)' : '';
+    say(status, m.points.length + ' images under model ' + version + sampled + '; the two axes explain ' + pct(m.explainedVariance[0]) + ' and ' + pct(m.explainedVariance[1]) + ' of the variance.', 'ok');
   } catch (err) {
-    say(status, 'Could not compute the map: ' + err.message, 'error');
+    say(status, (err.status === 503 ? 'No model serves yet: ' : 'Could not compute the map: ') + err.message, 'error');
   } finally {
     mapBusy = false;
     btn.disabled = false;
   }
-}
-
-/** First two principal components of the L2-normalised vectors (power iteration with deflation). */
-function pca2(vectors) {
-  const n = vectors.length;
-  const d = vectors[0].length;
-  const X = new Float64Array(n * d);
-  const mean = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    const v = vectors[i];
-    let norm = 0;
-    for (let j = 0; j < d; j++) norm += v[j] * v[j];
-    norm = Math.sqrt(norm) || 1;
-    for (let j = 0; j < d; j++) { X[i * d + j] = v[j] / norm; mean[j] += v[j] / norm / n; }
-  }
-  let total = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) { X[i * d + j] -= mean[j]; total += X[i * d + j] * X[i * d + j]; }
-  const comps = [];
-  const explained = [];
-  const coords = Array.from({ length: n }, () => [0, 0]);
-  for (let c = 0; c < 2; c++) {
-    let v = new Float64Array(d).map((_, j) => Math.sin(7 * j + 3 * c + 1));
-    let lambda = 0;
-    for (let iter = 0; iter < 300; iter++) {
-      const xv = new Float64Array(n);
-      for (let i = 0; i < n; i++) { let s = 0; for (let j = 0; j < d; j++) s += X[i * d + j] * v[j]; xv[i] = s; }
-      const w = new Float64Array(d);
-      for (let i = 0; i < n; i++) { const s = xv[i]; if (s) for (let j = 0; j < d; j++) w[j] += X[i * d + j] * s; }
-      for (const u of comps) { let dot = 0; for (let j = 0; j < d; j++) dot += w[j] * u[j]; for (let j = 0; j < d; j++) w[j] -= dot * u[j]; }
-      let norm = 0;
-      for (let j = 0; j < d; j++) norm += w[j] * w[j];
-      norm = Math.sqrt(norm);
-      if (!norm) break;
-      let delta = 0;
-      for (let j = 0; j < d; j++) { w[j] /= norm; delta += Math.abs(w[j] - v[j]); }
-      v = w;
-      lambda = norm;
-      if (delta < 1e-9) break;
-    }
-    // A stable sign: the largest component positive.
-    let big = 0;
-    for (let j = 0; j < d; j++) if (Math.abs(v[j]) > Math.abs(v[big])) big = j;
-    if (v[big] < 0) for (let j = 0; j < d; j++) v[j] = -v[j];
-    comps.push(v);
-    explained.push(total ? lambda / total : 0);
-    for (let i = 0; i < n; i++) { let s = 0; for (let j = 0; j < d; j++) s += X[i * d + j] * v[j]; coords[i][c] = s; }
-  }
-  return { coords, explained };
 }
 
 function labelColours(points) {
