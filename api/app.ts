@@ -4,15 +4,17 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { IndexDimensionError } from '../shared/index/vector-index.js';
+import { StoreUnavailableError } from '../shared/store/object-store.js';
 import type { AppDeps, AppEnv, App } from './context.js';
 import { NoModelError } from './serving-pair.js';
 import { registerApiKeys } from './auth.js';
-import { ApiError, problemResponse, unavailable } from './problem.js';
+import { ApiError, problemResponse, storeUnavailable, unavailable } from './problem.js';
 import { allowedMethods, problemResponses, route } from './route.js';
 import { registerConsole } from './console/index.js';
 import { registerDocs } from './docs/index.js';
 import { registerAdmin } from './routes/admin.js';
 import { registerGallery } from './routes/gallery.js';
+import { registerGalleryMap } from './routes/gallery-map.js';
 import { registerInference } from './routes/inference.js';
 import { registerModels } from './routes/models.js';
 import { ProblemSchema } from './schemas.js';
@@ -96,6 +98,11 @@ export function createApp(deps: AppDeps): App {
     }
     if (err instanceof ApiError) return problem(c, err);
     if (err instanceof NoModelError) return problem(c, unavailable(err.message));
+    if (err instanceof StoreUnavailableError) {
+      // An outage, not a bug: one line per request without a stack; the client is told to retry.
+      logger.warn('object store unreachable', { requestId: c.get('requestId'), path: c.req.path, error: err.message });
+      return problem(c, storeUnavailable());
+    }
     if (err instanceof IndexDimensionError) return problem(c, new ApiError(400, 'invalid-request', 'Invalid request', err.message));
     if (err instanceof HTTPException) {
       const status = err.status;
@@ -145,6 +152,7 @@ export function createApp(deps: AppDeps): App {
 
   registerInference(app, deps);
   registerGallery(app, deps);
+  registerGalleryMap(app, deps);
   registerModels(app, deps);
   registerAdmin(app, deps);
   registerConsole(app);

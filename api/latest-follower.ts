@@ -1,4 +1,5 @@
 import type { Logger } from '../shared/log.js';
+import { StoreUnavailableError } from '../shared/store/object-store.js';
 import type { ApiMetrics } from './metrics.js';
 import type { ModelSource } from './model-source.js';
 import type { LoadFailure } from './serving-pair.js';
@@ -12,6 +13,8 @@ export class LatestFollower {
   latest: string | null = null;
   private readError: string | null = null;
   private readonly failed = new Map<string, LoadFailure>();
+  /** The last load that failed because the store could not be reached (tried again at the next look). */
+  private unreachable: { version: string; error: string } | null = null;
 
   constructor(private readonly deps: { source: ModelSource; metrics: ApiMetrics; logger: Logger; now: () => number }) {}
 
@@ -31,6 +34,7 @@ export class LatestFollower {
 
   swapped(version: string, previous: string | null, runtime: string | undefined, fields: Record<string, unknown>): void {
     const { metrics, logger } = this.deps;
+    this.unreachable = null;
     metrics.modelSwaps.inc();
     metrics.modelInfo.reset();
     metrics.modelInfo.set({ version, runtime: runtime ?? 'unknown' }, 1);
@@ -38,6 +42,13 @@ export class LatestFollower {
   }
 
   failedToLoad(version: string, err: unknown): void {
+    if (err instanceof StoreUnavailableError) {
+      // The store failed, not the version: skipping it would leave this replica on the old model until
+      // latest.json moves again. Try it again at the next look.
+      this.unreachable = { version, error: err.message };
+      this.deps.logger.warn('model version could not be fetched: the store is unreachable; retrying at the next poll', { version, err });
+      return;
+    }
     this.failed.set(version, { version, error: (err as Error).message, at: new Date(this.deps.now()).toISOString() });
     this.deps.metrics.loadFailures.inc({ version });
     this.deps.logger.error('model version failed to load; skipping it', { version, err: err as Error });
@@ -53,6 +64,7 @@ export class LatestFollower {
     if (this.latest === null) return 'no model has been published yet (models/latest.json is missing); train one or wait for the worker';
     const f = this.failed.get(this.latest);
     if (f) return `model ${this.latest} failed to load: ${f.error}`;
+    if (this.unreachable?.version === this.latest) return `model ${this.latest} could not be fetched (the store is unreachable; retrying): ${this.unreachable.error}`;
     return 'starting';
   }
 }

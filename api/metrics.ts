@@ -21,7 +21,7 @@ function fmt(n: number): string {
   return Number.isNaN(n) ? 'NaN' : String(n);
 }
 
-interface Metric {
+export interface Metric {
   render(): string;
 }
 
@@ -101,8 +101,15 @@ export class ApiMetrics {
   readonly loadFailures = new Counter('model_load_failures_total', 'Model versions that failed to load, by version.');
   readonly modelSwaps = new Counter('model_swaps_total', 'Times a new model and index were swapped in.');
   readonly decodeErrors = new Counter('image_decode_errors_total', 'Rejected images by reason.');
+  private readonly collected: { metrics: Metric[]; collect: () => void }[] = [];
+
+  /** Series a runtime adds (the Node entry: tfjs tensors, RSS), refreshed by `collect` at each scrape. */
+  addCollected(metrics: Metric[], collect: () => void): void {
+    this.collected.push({ metrics, collect });
+  }
 
   render(): string {
+    for (const c of this.collected) c.collect();
     const all: Metric[] = [
       this.requests,
       this.latency,
@@ -113,6 +120,7 @@ export class ApiMetrics {
       this.loadFailures,
       this.modelSwaps,
       this.decodeErrors,
+      ...this.collected.flatMap((c) => c.metrics),
     ];
     return `${all.map((m) => m.render()).join('\n')}\n`;
   }

@@ -53,6 +53,18 @@ export const undecodable = (detail: string) => new ApiError(422, 'undecodable-im
 export const unavailable = (detail: string, retryAfterSeconds = 5) =>
   new ApiError(503, 'unavailable', 'Service unavailable', detail, {}, { 'Retry-After': String(retryAfterSeconds) });
 
+/** The object store cannot be reached: gallery, model and job operations wait for it; embed, search and classify do not. */
+export const storeUnavailable = (retryAfterSeconds = 5) =>
+  new ApiError(
+    503,
+    'store-unavailable',
+    'Storage unavailable',
+    'the object store is unreachable, so this request could not be completed (a write may not have been saved); ' +
+      `retry in ${retryAfterSeconds} seconds. Embeddings, search and classification keep working meanwhile.`,
+    {},
+    { 'Retry-After': String(retryAfterSeconds) },
+  );
+
 /** A zod failure → 400 whose detail and `errors` name each field (prefixed, e.g. "body.k"). */
 export function fromZod(err: z.ZodError, prefix: string): ApiError {
   const errors = err.issues.map((i) => ({

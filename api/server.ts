@@ -5,9 +5,11 @@
  * `npm start` orchestrator and the tests call; running this file directly serves from process.env.
  */
 import { serve, type ServerType } from '@hono/node-server';
+import * as tf from '@tensorflow/tfjs';
 import { unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../shared/jobs/clock.js';
 import { initNodeBackend } from '../shared/node/backend-node.js';
@@ -24,7 +26,7 @@ import { ApiEnvError, CommonApiEnv, apiConfig, ApiKeysText, intSetting, parseSet
 import { Gallery } from './gallery.js';
 import { storeJobs } from './jobs.js';
 import { createJsonLogger, type Logger, type LogLevel } from '../shared/log.js';
-import { ApiMetrics } from './metrics.js';
+import { ApiMetrics, Gauge } from './metrics.js';
 import { ModelHost } from './model-host.js';
 import type { ModelSource } from './model-source.js';
 
@@ -124,6 +126,7 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
   const store = opts.store ?? createS3Store(s3ConfigFromEnv(env));
   const clock = opts.clock ?? systemClock;
   const metrics = new ApiMetrics();
+  const stopProcessMetrics = addProcessMetrics(metrics);
   const decoder = createImageDecoder({ maxPixels: settings.MAX_PIXELS });
   const gallery = new Gallery(store, () => clock.now());
   const onTfjs: RunNetwork = runInThisThread;
@@ -199,8 +202,37 @@ export async function startApiServer(opts: StartApiOptions = {}): Promise<ApiSer
       });
       await host.stop();
       keysFile?.close();
+      stopProcessMetrics();
     },
   };
+}
+
+/**
+ * Leaks show here: tfjs tensors never disposed, JS objects kept alive (the heap after a major GC; the
+ * heap in use and RSS also swing with garbage not yet collected), native memory that only RSS sees.
+ */
+function addProcessMetrics(metrics: ApiMetrics): () => void {
+  const tensors = new Gauge('tfjs_tensors', 'Tensors alive in the tfjs engine (every model loaded, and any leaked).');
+  const tensorBytes = new Gauge('tfjs_memory_bytes', 'Bytes held by tfjs tensors.');
+  const rss = new Gauge('process_resident_memory_bytes', 'Resident set size of the API process.');
+  const heap = new Gauge('nodejs_heap_used_bytes', 'V8 heap in use (JS objects).');
+  const external = new Gauge('nodejs_external_memory_bytes', 'Memory outside the V8 heap that JS objects hold (Buffers, ArrayBuffers).');
+  const afterGc = new Gauge('nodejs_heap_used_after_major_gc_bytes', 'V8 heap in use just after the last major (mark-sweep) collection: the live heap.');
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      if ((e as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) afterGc.set({}, process.memoryUsage().heapUsed);
+  });
+  gc.observe({ entryTypes: ['gc'] });
+  metrics.addCollected([tensors, tensorBytes, rss, heap, external, afterGc], () => {
+    const m = tf.memory();
+    tensors.set({}, m.numTensors);
+    tensorBytes.set({}, m.numBytes);
+    const mem = process.memoryUsage();
+    rss.set({}, mem.rss);
+    heap.set({}, mem.heapUsed);
+    external.set({}, mem.external);
+  });
+  return () => gc.disconnect();
 }
 
 function isLoopback(host: string): boolean {

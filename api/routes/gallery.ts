@@ -14,6 +14,14 @@ const PROBE_TARGET = { inputSize: 8, channels: 1 as const, mean: [0], std: [1] }
 
 const RawQuery = z.object({ id: GalleryId.optional(), label: GalleryLabel.optional() });
 
+/** The gallery lives in the bucket: while the store is unreachable these routes answer 503 (api/app.ts). */
+const STORE_DOWN = {
+  503: {
+    description: 'The object store is unreachable (problem type urn:vicreg:problem:store-unavailable): retry after Retry-After seconds',
+    content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+  },
+};
+
 /** Gallery CRUD: images + label + metadata in the bucket, embeddings in the serving index. */
 export function registerGallery(app: App, deps: AppDeps): void {
   const { gallery, modelHost, decoder, config } = deps;
@@ -55,6 +63,7 @@ export function registerGallery(app: App, deps: AppDeps): void {
       responses: {
         201: { description: 'Stored and indexed', content: { 'application/json': { schema: ImageCreated } } },
         ...problemResponses(400, 413, 415, 422),
+        ...STORE_DOWN,
         507: {
           description: 'The gallery holds GALLERY_MAX_ITEMS images: a new id is refused (replacing one is allowed)',
           content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
@@ -123,7 +132,7 @@ export function registerGallery(app: App, deps: AppDeps): void {
       security: needs('read'),
       summary: 'List gallery images (by id, paged)',
       request: { query: ListQuery },
-      responses: { 200: { description: 'A page', content: { 'application/json': { schema: ImageList } } }, ...problemResponses(400) },
+      responses: { 200: { description: 'A page', content: { 'application/json': { schema: ImageList } } }, ...problemResponses(400), ...STORE_DOWN },
     },
     async (c) => {
       const q = parseQuery(c, ListQuery);
@@ -144,7 +153,7 @@ export function registerGallery(app: App, deps: AppDeps): void {
       security: needs('read'),
       summary: 'A gallery image’s label and metadata',
       request: { params: IdParam },
-      responses: { 200: { description: 'The item', content: { 'application/json': { schema: GalleryItemResponse } } }, ...problemResponses(404) },
+      responses: { 200: { description: 'The item', content: { 'application/json': { schema: GalleryItemResponse } } }, ...problemResponses(404), ...STORE_DOWN },
     },
     async (c) => {
       const id = c.req.param('id')!;
@@ -164,7 +173,7 @@ export function registerGallery(app: App, deps: AppDeps): void {
       security: needs('read'),
       summary: 'A gallery image’s bytes, as uploaded',
       request: { params: IdParam },
-      responses: { 200: { description: 'The image' }, ...problemResponses(404) },
+      responses: { 200: { description: 'The image' }, ...problemResponses(404), ...STORE_DOWN },
     },
     async (c) => {
       const id = c.req.param('id')!;
@@ -184,7 +193,7 @@ export function registerGallery(app: App, deps: AppDeps): void {
       security: needs('write'),
       summary: 'Remove a gallery image',
       request: { params: IdParam },
-      responses: { 204: { description: 'Deleted' }, ...problemResponses(404) },
+      responses: { 204: { description: 'Deleted' }, ...problemResponses(404), ...STORE_DOWN },
     },
     async (c) => {
       const id = c.req.param('id')!;

@@ -14,6 +14,8 @@ interface S3rverInstance {
   /** With a trailing callback: the http.Server, listening once the callback runs. */
   listen(...args: unknown[]): Server;
   close(): Promise<void>;
+  /** Set while listening. */
+  httpServer?: Server;
   store: FilesystemStore;
   logger: { close(): void };
 }
@@ -121,7 +123,11 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
     async close() {
       if (closed) return;
       closed = true;
-      await server.close();
+      const closing = server.close();
+      // Close waits for open connections, and a client that keeps its keep-alive connections busy (an API
+      // polling models/latest.json) would hold it open for ever: cut them, as a stopped server would.
+      server.httpServer?.closeAllConnections();
+      await closing;
     },
   };
 }

@@ -36,6 +36,25 @@ export class PreconditionFailedError extends Error {
   }
 }
 
+/** Any failure talking to the store other than "missing" or "precondition failed"; names the operation. */
+export class ObjectStoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ObjectStoreError';
+  }
+}
+
+/**
+ * The store could not be reached (refused, reset, timed out) or answered 5xx: the operation may not have
+ * happened, and the same call may succeed later. The API answers 503 with Retry-After for it.
+ */
+export class StoreUnavailableError extends ObjectStoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
 export interface ObjectStore {
   /** True when ifMatch / ifNoneMatch on put are enforced by the server. */
   readonly supportsConditionalWrites: boolean;

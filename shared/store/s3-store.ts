@@ -11,7 +11,9 @@ import {
 } from '@aws-sdk/client-s3';
 import type { S3Config } from './config.js';
 import {
+  ObjectStoreError,
   PreconditionFailedError,
+  StoreUnavailableError,
   type GetOptions,
   type ObjectInfo,
   type ObjectStore,
@@ -19,13 +21,7 @@ import {
   type StoredObject,
 } from './object-store.js';
 
-/** Any failure talking to the store other than "missing" or "precondition failed"; names the operation. */
-export class ObjectStoreError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ObjectStoreError';
-  }
-}
+export { ObjectStoreError, StoreUnavailableError };
 
 const encoder = new TextEncoder();
 
@@ -33,6 +29,17 @@ function statusOf(err: unknown): number | undefined {
   if (err instanceof S3ServiceException) return err.$metadata?.httpStatusCode;
   const m = (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata;
   return m?.httpStatusCode;
+}
+
+/** Socket-level failures: no answer from the store at all. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** No answer (after the SDK's own retries) or a 5xx: the store is down or overloaded, not refusing this request. */
+function isUnavailable(err: unknown): boolean {
+  const status = statusOf(err);
+  if (status !== undefined) return status >= 500;
+  const e = err as { code?: string; name?: string } | null;
+  return (e?.code !== undefined && NETWORK_CODES.has(e.code)) || e?.name === 'TimeoutError';
 }
 
 function isMissing(err: unknown): boolean {
@@ -67,7 +74,8 @@ export function createS3Store(config: S3Config, client?: S3Client): ObjectStore 
   const fail = (op: string, key: string, err: unknown): never => {
     if (err instanceof PreconditionFailedError || err instanceof ObjectStoreError) throw err;
     const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    throw new ObjectStoreError(`${op} '${key}' on ${description} failed (${msg})`, { cause: err });
+    const Err = isUnavailable(err) ? StoreUnavailableError : ObjectStoreError;
+    throw new Err(`${op} '${key}' on ${description} failed (${msg})`, { cause: err });
   };
 
   async function head(key: string): Promise<ObjectInfo | null> {
