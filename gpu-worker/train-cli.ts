@@ -153,6 +153,8 @@ export async function runTrainCommand(
     env?: Record<string, string | undefined>;
     /** Abort = Ctrl-C: the current step finishes, state is saved (with --snapshot-every), no checkpoint. */
     signal?: AbortSignal;
+    /** The training clock (--max-minutes, timings); default Date.now. Tests move it instead of waiting. */
+    now?: () => number;
   } = { stderr: process.stderr },
 ): Promise<TrainRunSummary> {
   const t0 = Date.now();
@@ -232,6 +234,7 @@ export async function runTrainCommand(
         },
         log: (event, fields) => void (f.quiet ? null : io.stderr.write(`${event} ${JSON.stringify(fields)}\n`)),
       },
+      ...(io.now ? { now: io.now } : {}),
     });
   } finally {
     process.off('SIGINT', onSignal);

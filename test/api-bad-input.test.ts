@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../api/server.js';
 import { createMemoryLogger } from '../shared/log.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
@@ -43,6 +43,17 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await api?.close();
+});
+
+// Every test, on its own: its inputs got no 5xx and nothing was logged at error level.
+let mark = 0;
+beforeEach(() => {
+  mark = logger.records.length;
+});
+afterEach(async () => {
+  expect(logger.records.slice(mark).filter((l) => l.level === 'error')).toEqual([]);
+  const metrics = await (await fetch(url('/metrics'))).text();
+  expect(metrics).not.toMatch(/http_requests_total\{[^}]*status="5\d\d"\}/);
 });
 
 const url = (p: string) => `${api.url}${p}`;
@@ -157,12 +168,9 @@ async function sendHalfAndClose(port: number, head: string, partial: Uint8Array)
   });
 }
 
-async function until(cond: () => boolean, ms = 5_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Wait for a state the test can observe (a log line); the test's own timeout is the only bound. */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 20));
 }
 
 describe('a client that disconnects mid-body', () => {
@@ -198,14 +206,6 @@ describe('a client that disconnects mid-body', () => {
   });
 });
 
-describe('the bad-input corpus as a whole', () => {
-  it('answered no 5xx and logged nothing at error level', async () => {
-    const metrics = await (await fetch(url('/metrics'))).text();
-    expect(metrics).not.toMatch(/http_requests_total\{[^}]*status="5\d\d"\}/);
-    expect(logger.records.filter((l) => l.level === 'error')).toEqual([]);
-  });
-});
-
 describe('HTTP server limits', () => {
   let slow: ApiServer;
   const slowLogger = createMemoryLogger();
@@ -218,21 +218,21 @@ describe('HTTP server limits', () => {
       initBackend: false,
       logger: slowLogger,
       settings: { POLL_INTERVAL_MS: 60_000 },
-      httpLimits: { requestTimeoutMs: 300, headersTimeoutMs: 300, maxConnections: 3 },
+      // Idle keep-alive connections stay open for the cap test, however long it takes to reach its fourth.
+      httpLimits: { requestTimeoutMs: 300, headersTimeoutMs: 300, keepAliveTimeoutMs: 10 * 60_000, maxConnections: 3 },
     });
   });
   afterAll(async () => {
     await slow?.close();
   });
 
-  /** Resolves with what the server sent once it closes the connection (or 'still open' after ms). */
-  function watch(sock: Socket, ms: number): Promise<string> {
+  /** Resolves with what the server sent once it closes the connection ('closed' if nothing). */
+  function closed(sock: Socket): Promise<string> {
     return new Promise((resolve) => {
       let got = '';
       sock.on('data', (d) => (got += d.toString()));
       sock.on('error', () => {});
       sock.on('close', () => resolve(got || 'closed'));
-      setTimeout(() => resolve('still open'), ms);
     });
   }
 
@@ -242,8 +242,8 @@ describe('HTTP server limits', () => {
     sock.write(`POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n`);
     const timer = setInterval(() => sock.writable && sock.write('x'), 100);
     try {
-      const outcome = await watch(sock, 8_000);
-      expect(outcome).not.toBe('still open');
+      // Node's default would hold it for 5 minutes, past this test's timeout: the close itself is the verdict.
+      const outcome = await closed(sock);
       if (outcome !== 'closed') expect(outcome).toMatch(/^HTTP\/1\.1 408/);
     } finally {
       clearInterval(timer);
@@ -268,7 +268,12 @@ describe('HTTP server limits', () => {
       }
       const fourth = connect(slow.port, '127.0.0.1');
       socks.push(fourth);
-      const outcome = watch(fourth, 2_000);
+      fourth.on('error', () => {});
+      // Whichever comes first: an answer (accepted: wrong) or the connection closed unanswered (refused).
+      const outcome = new Promise<string>((resolve) => {
+        fourth.once('data', (d) => resolve(d.toString()));
+        fourth.once('close', () => resolve('closed'));
+      });
       fourth.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
       expect(await outcome).toBe('closed');
       expect(socks.slice(0, 3).every((s) => !s.destroyed)).toBe(true);

@@ -1,19 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { activateVersion } from '../shared/checkpoint/publish.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { createMemoryLogger } from '../shared/log.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
-import { withLocalS3 } from './helpers/s3.js';
+import type { ObjectStore } from '../shared/store/object-store.js';
+import { startTempS3 } from './helpers/s3.js';
 import { pool, png, publishFixture } from './helpers/api-fixtures.js';
 
-const s3 = withLocalS3();
 let images: ImageDataset;
 let pngs: Uint8Array<ArrayBuffer>[];
-const servers: ApiServer[] = [];
 const GALLERY = 40;
+/** Servers and buckets of the running test, closed after it (each test has its own). */
+const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   await tf.setBackend('wasm');
@@ -21,34 +22,64 @@ beforeAll(async () => {
   pngs = await Promise.all(Array.from({ length: 100 }, (_, i) => png(images, i)));
 }, 120_000);
 
-afterAll(async () => {
-  for (const s of servers) await s.close();
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) await f();
 });
 
-async function start(logger = createMemoryLogger()) {
-  const s = await startApiServer({ env: {}, store: s3.current.store, port: 0, initBackend: false, logger, settings: { POLL_INTERVAL_MS: 100, BATCH_WAIT_MS: 2 } });
-  servers.push(s);
-  return { s, logger };
+/** A fresh bucket on its own s3rver. */
+async function bucket(): Promise<ObjectStore> {
+  const s3 = await startTempS3();
+  cleanups.push(() => s3.cleanup());
+  return s3.store;
 }
 
-async function until<T>(f: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const t0 = Date.now();
+async function start(store: ObjectStore, opts: { waitForModel?: boolean } = {}) {
+  const logger = createMemoryLogger();
+  const s = await startApiServer({ env: {}, store, port: 0, initBackend: false, logger, waitForModel: opts.waitForModel ?? false, settings: { POLL_INTERVAL_MS: 100, BATCH_WAIT_MS: 2 } });
+  let closed = false;
+  const close = async () => {
+    if (!closed) await s.close();
+    closed = true;
+  };
+  cleanups.push(close);
+  return { s, logger, close };
+}
+
+/** Poll until f gives a value: a wait for an observable state, bounded only by the test's timeout. */
+async function until<T>(f: () => Promise<T | undefined>): Promise<T> {
   for (;;) {
     const v = await f();
     if (v !== undefined) return v;
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting');
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-describe('hot-load', () => {
-  let api: ApiServer;
-  let v1: string;
-  let v2: string;
-  let logger: ReturnType<typeof createMemoryLogger>;
+/** Upload the first GALLERY test images as img-<i> with their labels. */
+async function uploadGallery(api: ApiServer): Promise<number[]> {
+  return pool(Array.from({ length: GALLERY }, (_, i) => i), 8, async (i) => {
+    const res = await fetch(`${api.url}/v1/images?id=img-${i}&label=${images.labels![i]}`, { method: 'POST', body: pngs[i], headers: { 'Content-Type': 'image/png' } });
+    return res.status;
+  });
+}
 
+/** A bucket with `version` published and a server serving it with the gallery indexed. */
+async function serving(seed = 3) {
+  const store = await bucket();
+  const version = await publishFixture(store, { seed, activate: true });
+  const server = await start(store, { waitForModel: true });
+  expect(await uploadGallery(server.s)).toEqual(Array.from({ length: GALLERY }, () => 201));
+  return { store, version, ...server };
+}
+
+const ready = (api: ApiServer) =>
+  until(async () => {
+    const res = await fetch(`${api.url}/readyz`);
+    return res.status === 200 ? ((await res.json()) as { model: { version: string }; indexSize: number }) : undefined;
+  });
+
+describe('hot-load', () => {
   it('before any model: readyz 503 with the reason; requests 503; gallery uploads are kept', async () => {
-    ({ s: api, logger } = await start());
+    const { s: api } = await start(await bucket());
     const r = await until(async () => {
       const res = await fetch(`${api.url}/readyz`);
       const body = (await res.json()) as { status: number; detail: string };
@@ -59,28 +90,28 @@ describe('hot-load', () => {
     const emb = await fetch(`${api.url}/v1/embeddings`, { method: 'POST', body: pngs[0], headers: { 'Content-Type': 'image/png' } });
     expect(emb.status).toBe(503);
     expect(emb.headers.get('retry-after')).toBeTruthy();
-    // Uploads without a model are stored and indexed when the first model arrives.
-    const statuses = await pool(Array.from({ length: GALLERY }, (_, i) => i), 8, async (i) => {
-      const res = await fetch(`${api.url}/v1/images?id=img-${i}&label=${images.labels![i]}`, { method: 'POST', body: pngs[i], headers: { 'Content-Type': 'image/png' } });
-      return res.status;
-    });
-    expect(statuses.every((s) => s === 201)).toBe(true);
+    // Uploads without a model are stored (and indexed when the first model arrives: the next test).
+    expect(await uploadGallery(api)).toEqual(Array.from({ length: GALLERY }, () => 201));
+    const listed = (await (await fetch(`${api.url}/v1/images?limit=100`)).json()) as { items: { id: string }[] };
+    expect(listed.items.map((x) => x.id).sort()).toEqual(Array.from({ length: GALLERY }, (_, i) => `img-${i}`).sort());
   });
 
-  it('the first published model is picked up and the gallery indexed before it serves', async () => {
-    v1 = await publishFixture(s3.current.store, { seed: 3, activate: true });
-    const ready = await until(async () => {
-      const res = await fetch(`${api.url}/readyz`);
-      return res.status === 200 ? ((await res.json()) as { model: { version: string }; indexSize: number }) : undefined;
-    });
-    expect(ready.model.version).toBe(v1);
-    expect(ready.indexSize).toBe(GALLERY);
+  it('the first published model is picked up and the gallery uploaded before it indexed before it serves', async () => {
+    const store = await bucket();
+    const { s: api } = await start(store);
+    expect(await uploadGallery(api)).toEqual(Array.from({ length: GALLERY }, () => 201));
+    const v1 = await publishFixture(store, { seed: 3, activate: true });
+    const r = await ready(api);
+    expect(r.model.version).toBe(v1);
+    expect(r.indexSize).toBe(GALLERY);
   });
 
   it('a new version swaps in while requests stream, with zero failed requests', async () => {
+    const { store, version: v1, s: api } = await serving();
     const seen: { loop: number; version: string; status: number }[] = [];
     let stop = false;
-    const loops = Array.from({ length: 6 }, async (_, loop) => {
+    const LOOPS = 6;
+    const loops = Array.from({ length: LOOPS }, async (_, loop) => {
       let i = 0;
       while (!stop) {
         const img = pngs[(loop * 13 + i++) % pngs.length]!;
@@ -92,19 +123,21 @@ describe('hot-load', () => {
         seen.push({ loop, version: body.model?.version ?? '?', status: res.status });
       }
     });
-    await new Promise((r) => setTimeout(r, 300));
-    v2 = await publishFixture(s3.current.store, { seed: 4, activate: true, parent: v1 });
-    await until(async () => (seen.filter((s) => s.version === v2).length > 30 ? true : undefined));
+    const everyLoopSaw = (v: string) => async () => (Array.from({ length: LOOPS }, (_, l) => l).every((l) => seen.some((s) => s.loop === l && s.version === v)) ? true : undefined);
+    // Every client has been answered by v1 before v2 is published, and by v2 before they stop.
+    await until(everyLoopSaw(v1));
+    const v2 = await publishFixture(store, { seed: 4, activate: true, parent: v1 });
+    await until(everyLoopSaw(v2));
     stop = true;
     await Promise.all(loops);
 
     expect(seen.filter((s) => s.status !== 200)).toEqual([]);
-    expect(seen.some((s) => s.version === v1)).toBe(true);
     // Per client, the version switches once and never goes back.
-    for (let loop = 0; loop < 6; loop++) {
+    for (let loop = 0; loop < LOOPS; loop++) {
       const vs = seen.filter((s) => s.loop === loop).map((s) => s.version);
       const firstV2 = vs.indexOf(v2);
-      expect(firstV2).toBeGreaterThan(-1);
+      expect(firstV2).toBeGreaterThan(0);
+      expect(vs.slice(0, firstV2).every((v) => v === v1)).toBe(true);
       expect(vs.slice(firstV2).every((v) => v === v2)).toBe(true);
     }
     const cur = (await (await fetch(`${api.url}/v1/models/current`)).json()) as { version: string; indexSize: number };
@@ -113,14 +146,15 @@ describe('hot-load', () => {
   });
 
   it('a version that fails verification is logged, listed with its error and skipped; the old pair keeps serving', async () => {
-    const v3 = await publishFixture(s3.current.store, { seed: 5, activate: false, parent: v2 });
+    const { store, version: v2, s: api, logger } = await serving(4);
+    const v3 = await publishFixture(store, { seed: 5, activate: false, parent: v2 });
     // Corrupt one byte of the published weights: sha256 no longer matches the manifest.
     const key = `models/${v3}/weights.bin`;
-    const got = await s3.current.store.get(key);
+    const got = await store.get(key);
     const bytes = (got as { body: Uint8Array }).body.slice();
     bytes[100] = bytes[100]! ^ 0xff;
-    await s3.current.store.put(key, bytes);
-    await activateVersion(s3.current.store, v3);
+    await store.put(key, bytes);
+    await activateVersion(store, v3);
 
     const models = await until(async () => {
       const m = (await (await fetch(`${api.url}/v1/models`)).json()) as { current: string; models: { version: string; state: string; error?: string }[] };
@@ -135,30 +169,31 @@ describe('hot-load', () => {
     expect((await fetch(`${api.url}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${api.url}/metrics`)).text();
     expect(metrics).toContain(`model_load_failures_total{version="${v3}"} 1`);
-    // Skipped, not retried on every poll.
-    await new Promise((r) => setTimeout(r, 400));
+    // Skipped, not retried on every look at latest.json (two more looks, made here rather than waited for).
+    await api.host.refresh();
+    await api.host.refresh();
     expect(logger.records.filter((r) => r.level === 'error' && r.version === v3)).toHaveLength(1);
-    await activateVersion(s3.current.store, v2);
   });
 
   it('a restart loads the index snapshot instead of re-embedding, and answers the same', async () => {
+    const { store, version, s: api, close } = await serving();
     const query = async (url: string) =>
       (await (await fetch(`${url}/v1/search?k=5`, { method: 'POST', body: pngs[77], headers: { 'Content-Type': 'image/png' } })).json()) as {
         model: { version: string };
         results: { id: string; score: number }[];
       };
     const before = await query(api.url);
-    await api.close();
-    servers.splice(servers.indexOf(api), 1);
-    const again = await start();
-    await until(async () => ((await fetch(`${again.s.url}/readyz`)).status === 200 ? true : undefined));
-    const ready = again.logger.records.find((r) => r.msg === 'model ready');
-    expect(ready).toMatchObject({ version: v2, fromSnapshot: true, indexSize: GALLERY });
+    await close(); // writes the pending index snapshot
+    const again = await start(store, { waitForModel: true });
+    const r = await ready(again.s);
+    expect(r.indexSize).toBe(GALLERY);
+    const loaded = again.logger.records.find((l) => l.msg === 'model ready');
+    expect(loaded).toMatchObject({ version, fromSnapshot: true, indexSize: GALLERY });
     // The log says how the model computes: here the compiled serving graph.
-    expect(String(ready!.runtime)).toMatch(/graph/);
+    expect(String(loaded!.runtime)).toMatch(/graph/);
     const after = await query(again.s.url);
-    expect(after.model.version).toBe(v2);
-    expect(after.results.map((r) => r.id)).toEqual(before.results.map((r) => r.id));
-    after.results.forEach((r, i) => expect(r.score).toBeCloseTo(before.results[i]!.score, 5));
+    expect(after.model.version).toBe(version);
+    expect(after.results.map((x) => x.id)).toEqual(before.results.map((x) => x.id));
+    after.results.forEach((x, i) => expect(x.score).toBeCloseTo(before.results[i]!.score, 5));
   });
 });

@@ -211,22 +211,28 @@ describe('API_KEYS_FILE: rotation without restart', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('takes a changed file within seconds; a broken edit keeps the previous keys', async () => {
+  it('takes a changed file without a restart; a broken edit keeps the previous keys', async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'vicreg-keys-'));
     const file = path.join(dir, 'api-keys');
     await writeFile(file, `# rotated by the deploy job\nviewer:read:${sha(RO)}\n`);
     const api = await start({ waitForModel: false, env: { API_KEYS_FILE: file } });
     const status = async (key: string) => (await fetch(`${api.url}/v1/images`, { headers: bearer(key) })).status;
-    const eventually = async (f: () => Promise<boolean>) => {
-      for (let i = 0; i < 100 && !(await f()); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(await f()).toBe(true);
+    // Wait for the server's own report that it read the file again (it stats it every second); the test's
+    // timeout is the only bound, and the verdict is what the keys do afterwards.
+    const logged = (msg: string, level: string) => {
+      const before = api.logger.records.filter((r) => r.msg === msg && r.level === level).length;
+      return async () => {
+        while (api.logger.records.filter((r) => r.msg === msg && r.level === level).length === before) await new Promise((r) => setTimeout(r, 50));
+      };
     };
     expect([await status(RO), await status(RW)]).toEqual([200, 401]);
+    const reloaded = logged('API keys reloaded', 'info');
     await writeFile(file, `ci-bot:read+write:${sha(RW)}\n`);
-    await eventually(async () => (await status(RW)) === 200 && (await status(RO)) === 401);
-    expect(api.logger.records.some((r) => r.msg === 'API keys reloaded')).toBe(true);
+    await reloaded();
+    expect([await status(RO), await status(RW)]).toEqual([401, 200]);
+    const refused = logged('API keys not reloaded; the previous keys stay in force', 'error');
     await writeFile(file, 'ci-bot:read+write:not-hex\n');
-    await eventually(async () => api.logger.records.some((r) => r.level === 'error' && r.msg === 'API keys not reloaded; the previous keys stay in force'));
+    await refused();
     expect(await status(RW)).toBe(200);
   });
 });

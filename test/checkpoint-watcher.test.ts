@@ -17,12 +17,28 @@ async function publish(store: ObjectStore, activate = true): Promise<string> {
   return manifest.version;
 }
 
-async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Wait for a state the test can observe; the test's own timeout is the only bound. */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** The store, counting the watcher's reads of models/latest.json (its polls). */
+function countingPolls(store: ObjectStore): { store: ObjectStore; polls: () => number } {
+  let polls = 0;
+  const counted = new Proxy(store, {
+    get(target, key, receiver) {
+      const v = Reflect.get(target, key, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      const f = (v as (...a: unknown[]) => unknown).bind(target);
+      return key === 'get'
+        ? (...args: unknown[]) => {
+            if (args[0] === 'models/latest.json') polls++;
+            return f(...args);
+          }
+        : f;
+    },
+  });
+  return { store: counted, polls: () => polls };
 }
 
 describe('watcher on a real s3rver', () => {
@@ -31,8 +47,9 @@ describe('watcher on a real s3rver', () => {
     let restarted: Awaited<ReturnType<typeof startLocalS3>> | undefined;
     const seen: string[] = [];
     const errors: number[] = [];
+    const counted = countingPolls(s3.store);
     const watcher = watchLatest({
-      store: s3.store,
+      store: counted.store,
       intervalMs: 20,
       maxBackoffMs: 160,
       onNewVersion: async (p) => {
@@ -44,26 +61,28 @@ describe('watcher on a real s3rver', () => {
       onError: (_err, retryIn) => errors.push(retryIn),
     });
     try {
-      await new Promise((r) => setTimeout(r, 100)); // polls with no pointer yet: nothing reported
+      await until(() => counted.polls() >= 3); // polls with no pointer yet: nothing reported
       expect(seen).toEqual([]);
       const v1 = await publish(s3.store);
-      await until(() => seen.length === 1, 'v1');
-      await new Promise((r) => setTimeout(r, 150)); // many 304 polls
+      await until(() => seen.length === 1);
+      const after = counted.polls();
+      await until(() => counted.polls() >= after + 3); // 304 polls: v1 is not reported again
+      expect(seen).toEqual([v1]);
       const v2 = await publish(s3.store);
-      await until(() => seen.length === 2, 'v2');
+      await until(() => seen.length === 2);
       expect(seen).toEqual([v1, v2]);
 
       // The store goes away: errors with growing back-off, capped.
       const port = Number(new URL(s3.endpoint).port);
       await s3.close();
-      await until(() => errors.length >= 4, 'errors while the store is down');
+      await until(() => errors.length >= 4);
       expect(errors.slice(0, 4)).toEqual([40, 80, 160, 160]);
       expect(watcher.failures).toBeGreaterThanOrEqual(4);
 
       // It comes back (same port, same data) with a new version published meanwhile.
       restarted = await startLocalS3({ dir: s3.dir, port });
       const v3 = await publish(restarted.store);
-      await until(() => seen.length === 3, 'v3 after the store came back');
+      await until(() => seen.length === 3);
       expect(seen).toEqual([v1, v2, v3]);
       expect(watcher.failures).toBe(0);
       expect(watcher.current?.version).toBe(v3);
@@ -90,16 +109,20 @@ function manualTimers() {
       if (i >= 0) pending.splice(i, 1);
     },
   };
+  const settled = async () => {
+    while (pending.length === 0) await new Promise((r) => setImmediate(r));
+    expect(pending).toHaveLength(1);
+  };
   return {
     timers,
     pending,
     /** Run the one scheduled poll and let it finish; returns the delay it had been scheduled with. */
     async fire(): Promise<number> {
-      await new Promise((r) => setTimeout(r, 5));
-      expect(pending).toHaveLength(1);
+      // A poll ends by scheduling the next one: that, not a pause of some length, says it has finished.
+      await settled();
       const p = pending.shift()!;
       p.fn();
-      await new Promise((r) => setTimeout(r, 5));
+      await settled();
       return p.ms;
     },
   };

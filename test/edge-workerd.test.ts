@@ -14,7 +14,7 @@ import { workerConfigFromEnv } from '../gpu-worker/config.js';
 import { startWorker } from '../gpu-worker/worker.js';
 import { buildEdge, startLocalEdge, type LocalEdge } from '../scripts/edge-local.js';
 import { ensureModelPublished } from '../scripts/bundled-checkpoint.js';
-import { activateVersion } from '../shared/checkpoint/publish.js';
+import { activateVersion, readLatest } from '../shared/checkpoint/publish.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { readJob } from '../shared/jobs/jobs.js';
 import { createMemoryLogger } from '../shared/log.js';
@@ -144,6 +144,43 @@ async function photo(ds: ImageDataset, i: number, format: 'jpeg' | 'webp'): Prom
   return new Uint8Array(await (format === 'jpeg' ? img.jpeg({ quality: 80 }) : img.webp({ quality: 80 })).toBuffer());
 }
 
+/** The bundled checkpoint is latest in R2 and both instances serve it (whatever an earlier test left). */
+async function modelServed(): Promise<void> {
+  await ensureModelPublished(edge.store, BUNDLED);
+  if ((await readLatest(edge.store))?.version !== bundled) await activateVersion(edge.store, bundled, { force: true });
+  for (const u of [A, B]) await eventually('serving the bundled model', () => currentVersion(u), (v) => v === bundled);
+}
+
+/** The labelled gallery the search, classify and retrain tests read: 8 training images per class. */
+const gallery: { id: string; i: number; label: string }[] = [];
+let galleryAdded: Promise<void> | undefined;
+
+/** Adds the gallery once (through both instances, as JSON and multipart) for whichever test needs it first. */
+function galleryReady(): Promise<void> {
+  galleryAdded ??= (async () => {
+    await modelServed();
+    const perClass = new Map<number, number>();
+    for (let i = 0; i < train.n && gallery.length < 80; i++) {
+      const y = train.labels![i]!;
+      if ((perClass.get(y) ?? 0) >= 8) continue;
+      perClass.set(y, (perClass.get(y) ?? 0) + 1);
+      gallery.push({ id: `fm-${i}`, i, label: train.classNames![y]! });
+    }
+    const statuses = await pool(gallery, 6, async (g, j) => {
+      const bytes = await png(train, g.i);
+      const u = j % 2 ? A : B;
+      if (j % 3 === 0) return (await postJson(u('/v1/images'), { base64: b64(bytes), id: g.id, label: g.label, metadata: { index: g.i } })).status;
+      const form = new FormData();
+      form.append('image', new Blob([bytes], { type: 'image/png' }), `${g.id}.png`);
+      form.append('id', g.id);
+      form.append('label', g.label);
+      return (await fetch(u('/v1/images'), { method: 'POST', body: form })).status;
+    });
+    if (!statuses.every((st) => st === 201)) throw new Error(`gallery upload: ${JSON.stringify(statuses)}`);
+  })();
+  return galleryAdded;
+}
+
 describe('the edge Worker in workerd', () => {
   it('bundles under the free plan’s 3 MB compressed limit', () => {
     const gzipKiB = Number(/gzip: ([\d.]+) KiB/.exec(upload)?.[1]);
@@ -151,20 +188,29 @@ describe('the edge Worker in workerd', () => {
     expect(gzipKiB).toBeLessThan(3 * 1024);
   });
 
-  it('is not ready before a model is published, and says why', async () => {
-    await expectProblem(await fetch(A('/readyz')), 503, /no model has been published/);
-    expect((await fetch(B('/healthz'))).status).toBe(200);
-    await expectProblem(await post(A('/v1/embeddings'), await png(test, 0), 'image/png'), 503);
+  it('is not ready before a model is published, and says why; serves the bundled checkpoint once it is in R2', async () => {
+    // An instance of its own on an empty bucket: the shared one may already have a model.
+    const empty = await startLocalEdge({ buildDir, vars: { LOG_LEVEL: 'warn' } });
+    try {
+      const E = (p: string) => `${empty.url}${p}`;
+      await expectProblem(await fetch(E('/readyz')), 503, /no model has been published/);
+      expect((await fetch(E('/healthz'))).status).toBe(200);
+      await expectProblem(await post(E('/v1/embeddings'), await png(test, 0), 'image/png'), 503);
+      expect((await ensureModelPublished(empty.store, BUNDLED)).version).toBe(bundled);
+      await eventually('serving', () => currentVersion(E), (v) => v === bundled);
+      expect(await json(await fetch(E('/readyz')))).toMatchObject({ status: 'ready', model: { version: bundled } });
+    } finally {
+      await empty.close();
+    }
   });
 
-  it('serves the bundled checkpoint once it is in R2, on both instances', async () => {
-    expect((await ensureModelPublished(edge.store, BUNDLED)).version).toBe(bundled);
-    for (const u of [A, B]) await eventually('serving', () => currentVersion(u), (v) => v === bundled);
-    const ready = await json(await fetch(B('/readyz')));
-    expect(ready).toMatchObject({ status: 'ready', model: { version: bundled } });
+  it('serves the bundled checkpoint on both instances of one bucket', async () => {
+    await modelServed();
+    for (const u of [A, B]) expect(await json(await fetch(u('/readyz')))).toMatchObject({ status: 'ready', model: { version: bundled } });
   });
 
   it('embeds real PNGs at the model’s size exactly as the Node server does (≤ 1e-4)', async () => {
+    await modelServed();
     const images = await Promise.all(Array.from({ length: 24 }, (_, i) => png(test, i)));
     const [edgeA, edgeB, onNode] = await Promise.all([embed(A, images, 'image/png'), embed(B, images, 'image/png'), embed((p) => `${node.url}${p}`, images, 'image/png')]);
     let worst = 0;
@@ -179,6 +225,7 @@ describe('the edge Worker in workerd', () => {
   });
 
   it('embeds resized JPEGs and WebPs at cosine ≥ 0.995 with the Node server', async () => {
+    await modelServed();
     for (const format of ['jpeg', 'webp'] as const) {
       const images = await Promise.all(Array.from({ length: 8 }, (_, i) => photo(test, 30 + i, format)));
       const [onEdge, onNode] = await Promise.all([embed(A, images, `image/${format}`), embed((p) => `${node.url}${p}`, images, `image/${format}`)]);
@@ -188,6 +235,7 @@ describe('the edge Worker in workerd', () => {
   });
 
   it('answers every input error with the contract’s problem (and formats the edge cannot decode with 415)', async () => {
+    await modelServed();
     const gif = new Uint8Array(await sharp(await png(test, 1)).gif().toBuffer());
     await expectProblem(await post(A('/v1/embeddings'), gif, 'image/gif'), 415, /PNG, JPEG or WebP/);
     const tiff = new Uint8Array(await sharp(await png(test, 1)).tiff().toBuffer());
@@ -209,8 +257,6 @@ describe('the edge Worker in workerd', () => {
     expect(r405.headers.get('allow')).toBe('POST');
     await expectProblem(await fetch(A('/v1/images/no-such-image')), 404);
     await expectProblem(await postJson(A('/v1/search'), { id: 'no-such-image', k: 3 }), 404);
-    // The gallery is still empty: kNN has nothing to vote with.
-    await expectProblem(await post(A('/v1/classify?method=knn'), await png(test, 1), 'image/png'), 409, /no labelled images/);
   });
 
   it('a cold isolate answers a burst of concurrent first requests (none waits on another’s work)', async () => {
@@ -223,6 +269,8 @@ describe('the edge Worker in workerd', () => {
       const vectors = await Promise.all(answers.map(async (r) => ((await r.json()) as { data: { embedding: number[] }[] }).data[0]!.embedding));
       const onNode = await embed((p) => `${node.url}${p}`, images, 'image/png');
       vectors.forEach((v, i) => v.forEach((x, j) => expect(Math.abs(x - onNode[i]![j]!)).toBeLessThanOrEqual(1e-4)));
+      // Its gallery is empty: kNN has nothing to vote with, and says what to do.
+      await expectProblem(await post(`${cold.url}/v1/classify?method=knn`, images[1]!, 'image/png'), 409, /no labelled images to vote; add images with a label/);
     } finally {
       await cold.close();
     }
@@ -230,50 +278,38 @@ describe('the edge Worker in workerd', () => {
 });
 
 describe('gallery, search and classification across two isolates', () => {
-  const gallery: { id: string; i: number; label: string }[] = [];
-
   it('a write through one instance is in the next search from the other (read-your-writes)', async () => {
-    const perClass = new Map<number, number>();
-    for (let i = 0; i < train.n && gallery.length < 80; i++) {
-      const y = train.labels![i]!;
-      if ((perClass.get(y) ?? 0) >= 8) continue;
-      perClass.set(y, (perClass.get(y) ?? 0) + 1);
-      gallery.push({ id: `fm-${i}`, i, label: train.classNames![y]! });
+    await galleryReady();
+    // Images of this test's own (training rows beyond the gallery's), each searched for at once on the other instance.
+    const own = Array.from({ length: 6 }, (_, k) => ({ id: `rw-${2000 + k}`, i: 2000 + k, label: train.classNames![train.labels![2000 + k]!]! }));
+    try {
+      for (const g of own) {
+        const bytes = await png(train, g.i);
+        expect((await post(A(`/v1/images?id=${g.id}&label=${encodeURIComponent(g.label)}`), bytes, 'image/png')).status).toBe(201);
+        const hits = await json<{ results: { id: string; score: number }[] }>(await post(B('/v1/search?k=1'), bytes, 'image/png'));
+        expect(hits.results[0]).toMatchObject({ id: g.id });
+        expect(hits.results[0]!.score).toBeGreaterThan(0.999);
+      }
+      const item = await json(await fetch(B(`/v1/images/${gallery[9]!.id}`)));
+      expect(item).toMatchObject({ id: gallery[9]!.id, label: gallery[9]!.label, indexed: true });
+      const content = await fetch(A(`/v1/images/${gallery[9]!.id}/content`));
+      expect(Buffer.from(await content.arrayBuffer()).equals(Buffer.from(await png(train, gallery[9]!.i)))).toBe(true);
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: { items: { id: string }[]; nextCursor: string | null } = await json(await fetch(B(`/v1/images?limit=25${cursor ? `&cursor=${cursor}` : ''}`)));
+        seen.push(...page.items.map((x) => x.id));
+        cursor = page.nextCursor;
+      } while (cursor);
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen).toEqual(expect.arrayContaining([...gallery, ...own].map((g) => g.id)));
+    } finally {
+      for (const g of own) await fetch(A(`/v1/images/${g.id}`), { method: 'DELETE' });
     }
-    // The first few one at a time, each searched for at once on the other instance.
-    for (const g of gallery.slice(0, 6)) {
-      const bytes = await png(train, g.i);
-      expect((await post(A(`/v1/images?id=${g.id}&label=${encodeURIComponent(g.label)}`), bytes, 'image/png')).status).toBe(201);
-      const hits = await json<{ results: { id: string; score: number }[] }>(await post(B('/v1/search?k=1'), bytes, 'image/png'));
-      expect(hits.results[0]).toMatchObject({ id: g.id });
-      expect(hits.results[0]!.score).toBeGreaterThan(0.999);
-    }
-    const statuses = await pool(gallery.slice(6), 6, async (g, j) => {
-      const bytes = await png(train, g.i);
-      const u = j % 2 ? A : B;
-      if (j % 3 === 0) return (await postJson(u('/v1/images'), { base64: b64(bytes), id: g.id, label: g.label, metadata: { index: g.i } })).status;
-      const form = new FormData();
-      form.append('image', new Blob([bytes], { type: 'image/png' }), `${g.id}.png`);
-      form.append('id', g.id);
-      form.append('label', g.label);
-      return (await fetch(u('/v1/images'), { method: 'POST', body: form })).status;
-    });
-    expect(statuses.every((s) => s === 201)).toBe(true);
-    const item = await json(await fetch(B(`/v1/images/${gallery[9]!.id}`)));
-    expect(item).toMatchObject({ id: gallery[9]!.id, label: gallery[9]!.label, indexed: true });
-    const content = await fetch(A(`/v1/images/${gallery[9]!.id}/content`));
-    expect(Buffer.from(await content.arrayBuffer()).equals(Buffer.from(await png(train, gallery[9]!.i)))).toBe(true);
-    const seen: string[] = [];
-    let cursor: string | null = null;
-    do {
-      const page: { items: { id: string }[]; nextCursor: string | null } = await json(await fetch(B(`/v1/images?limit=25${cursor ? `&cursor=${cursor}` : ''}`)));
-      seen.push(...page.items.map((x) => x.id));
-      cursor = page.nextCursor;
-    } while (cursor);
-    expect(new Set(seen)).toEqual(new Set(gallery.map((g) => g.id)));
   });
 
   it('searches by id, by vector and with a label filter; neighbours share the class well above chance', async () => {
+    await galleryReady();
     const byId = await json<{ results: { id: string; label: string }[] }>(await postJson(A('/v1/search'), { id: gallery[0]!.id, k: 5 }));
     expect(byId.results).toHaveLength(5);
     expect(byId.results.some((r) => r.id === gallery[0]!.id)).toBe(false);
@@ -290,6 +326,7 @@ describe('gallery, search and classification across two isolates', () => {
   });
 
   it('classifies by kNN over the gallery and by the linear head, as the Node server does', async () => {
+    await galleryReady();
     let knnRight = 0;
     let linearRight = 0;
     for (let i = 100; i < 140; i++) {
@@ -308,17 +345,22 @@ describe('gallery, search and classification across two isolates', () => {
   });
 
   it('a delete through one instance is gone from the next search on the other', async () => {
-    const g = gallery[1]!;
-    const bytes = await png(train, g.i);
-    expect((await fetch(A(`/v1/images/${g.id}`), { method: 'DELETE' })).status).toBe(204);
-    const hits = await json<{ results: { id: string }[] }>(await post(B('/v1/search?k=3'), bytes, 'image/png'));
-    expect(hits.results.map((h) => h.id)).not.toContain(g.id);
-    await expectProblem(await fetch(B(`/v1/images/${g.id}`)), 404);
-    await expectProblem(await fetch(B(`/v1/images/${g.id}`), { method: 'DELETE' }), 404);
-    gallery.splice(1, 1);
+    await modelServed();
+    const row = 2010; // a training image of this test's own, added to be deleted
+    const id = `del-${row}`;
+    const bytes = await png(train, row);
+    expect((await post(A(`/v1/images?id=${id}&label=x`), bytes, 'image/png')).status).toBe(201);
+    const top = async () => (await json<{ results: { id: string }[] }>(await post(B('/v1/search?k=3'), bytes, 'image/png'))).results.map((h) => h.id);
+    expect((await top())[0]).toBe(id);
+    expect((await fetch(A(`/v1/images/${id}`), { method: 'DELETE' })).status).toBe(204);
+    expect(await top()).not.toContain(id);
+    await expectProblem(await fetch(B(`/v1/images/${id}`)), 404);
+    await expectProblem(await fetch(B(`/v1/images/${id}`), { method: 'DELETE' }), 404);
   });
 
   it('models, metrics and OpenAPI are served at the edge too', async () => {
+    await modelServed();
+    expect((await post(A('/v1/search?k=1'), await png(test, 0), 'image/png')).status).toBe(200); // counted below
     const models = await json<{ current: string; models: { version: string; state: string }[] }>(await fetch(B('/v1/models')));
     expect(models.current).toBe(bundled);
     expect(models.models.find((m) => m.version === bundled)?.state).toBe('serving');
@@ -343,6 +385,7 @@ describe('admin at the edge, and the loop edge → R2 → worker → R2 → edge
   });
 
   it('a version whose files fail verification is skipped and reported; the old one keeps serving', async () => {
+    await modelServed();
     const bad = await publishFixture(edge.store, { seed: 3, activate: false });
     const key = `models/${bad}/weights.bin`;
     const got = await edge.store.get(key);
@@ -371,6 +414,7 @@ describe('admin at the edge, and the loop edge → R2 → worker → R2 → edge
   });
 
   it('a retrain queued at the edge is run by the worker on R2; both instances swap to its model and the gallery follows', async () => {
+    await galleryReady();
     const res = await postJson(
       A('/admin/retrain'),
       { dataset: { kind: 'fashion-mnist', limit: 256 }, epochs: 1, maxSteps: 3, batchSize: 64, model: { backbone: { widths: [8, 16], blocks: [1, 1] }, expander: '64-64' }, force: true },
@@ -402,8 +446,8 @@ describe('admin at the edge, and the loop edge → R2 → worker → R2 → edge
     expect(done.state).toBe('succeeded');
     for (const u of [A, B]) await eventually('serving the retrained model', () => currentVersion(u), (v) => v === fresh);
     // The gallery was re-embedded under the new model: a gallery image finds itself.
-    const g = (await json<{ items: { id: string; metadata?: { index?: number } }[] }>(await fetch(B('/v1/images?limit=3')))).items[0]!;
-    const idx = Number(g.id.slice('fm-'.length));
+    const g = gallery[0]!;
+    const idx = g.i;
     const hits = await json<{ model: { version: string }; results: { id: string; score: number }[] }>(await post(B('/v1/search?k=1'), await png(train, idx), 'image/png'));
     expect(hits.model.version).toBe(fresh);
     expect(hits.results[0]).toMatchObject({ id: g.id });

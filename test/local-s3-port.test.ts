@@ -24,14 +24,12 @@ describe('local S3 on a port already in use', () => {
     try {
       const dir = await tempDir();
       const second = storeFromEnv({ S3_LOCAL_PORT: String(port) }, { localDir: dir });
-      // Before the fix the promise never settled (the error escaped as an uncaught exception).
-      const outcome = await Promise.race([
-        second.then(
-          (s) => ({ ok: true as const, s }),
-          (err: Error) => ({ ok: false as const, err }),
-        ),
-        new Promise<{ ok: 'timeout' }>((r) => setTimeout(() => r({ ok: 'timeout' }), 5_000)),
-      ]);
+      // Before the fix the promise never settled (the error escaped as an uncaught exception): the test's
+      // own timeout catches that, with no wall-clock bound of ours.
+      const outcome = await second.then(
+        (s) => ({ ok: true as const, s }),
+        (err: Error) => ({ ok: false as const, err }),
+      );
       if (outcome.ok === true) await outcome.s.close();
       expect(outcome.ok).toBe(false);
       const err = (outcome as { err: Error }).err;

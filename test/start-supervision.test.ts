@@ -295,17 +295,17 @@ describe('npm start supervises its worker (real processes)', () => {
       await waitFor(/"msg":"worker\.start"/, 60_000);
       const mark = log.length;
       process.kill(first, 'SIGKILL');
-      await waitFor(/"msg":"worker exited unexpectedly; restarting"[^\n]*"signal":"SIGKILL"/, 5_000, mark);
-      const second = Number((await waitFor(/"msg":"worker started"[^\n]*"pid":(\d+)/, 5_000, mark))[1]);
+      // The bounds below only give up on a hung process; the back-off itself is checked on the fake clock above.
+      await waitFor(/"msg":"worker exited unexpectedly; restarting"[^\n]*"signal":"SIGKILL"/, 60_000, mark);
+      const second = Number((await waitFor(/"msg":"worker started"[^\n]*"pid":(\d+)/, 60_000, mark))[1]);
       expect(second).not.toBe(first);
       expect(alive(second)).toBe(true);
 
-      const t0 = Date.now();
       child.kill('SIGINT');
-      const code = await Promise.race([exit, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
-      expect(code).toBe(0);
-      // Bound: SHUTDOWN_TIMEOUT_MS + 5 s margin, + 2 s after SIGKILL, + 3 s.
-      expect(Date.now() - t0).toBeLessThan(12_000);
+      // Exit 0 is the clean path; npm start's own bound (SHUTDOWN_TIMEOUT_MS + 10 s) would exit 1 instead
+      // (the fake-clock tests above check that bound), so no wall-clock reading is needed here.
+      expect(await exit).toBe(0);
+      expect(log).not.toMatch(/shutdown did not finish/);
       expect(alive(second)).toBe(false);
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

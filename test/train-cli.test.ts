@@ -113,11 +113,21 @@ describe('npm run train on real images', () => {
   it('--max-minutes stops early and saves state; --resume continues to the same end; the manifest sums time and lists both commands', async () => {
     const out = await tmp('resume');
     const base = `--limit 512 --batch 64 --epochs 2 ${TINY} --eval-train-limit 512 --eval-test-limit 200 --probe-epochs 2 --no-raw --snapshot-every 100 --out ${out}`;
-    const first = `${base} --max-minutes 0.002`.split(' ');
-    const a = await runTrainCommand(parseTrainFlags(first), { ...quiet(), argv: first });
+    const first = `${base} --max-minutes 60`.split(' ');
+    // The clock jumps past the hour once step 3 is reported: the run stops there, however fast the machine.
+    let skipped = 0;
+    const lines: string[] = [];
+    const stderr = {
+      isTTY: false,
+      write: (s: string) => {
+        lines.push(s);
+        const e = s.startsWith('{') ? (JSON.parse(s) as { type?: string; step?: number }) : {};
+        if (e.type === 'step' && e.step === 3) skipped = 2 * 3_600_000;
+      },
+    };
+    const a = await runTrainCommand(parseTrainFlags(first), { stderr, argv: first, now: () => Date.now() + skipped });
     expect(a.stopped_by).toBe('maxMinutes');
-    expect(a.steps).toBeGreaterThan(0);
-    expect(a.steps).toBeLessThan(16);
+    expect(a.steps).toBe(3);
     const second = `${base} --resume`.split(' ');
     const b = await runTrainCommand(parseTrainFlags(second), { ...quiet(), argv: second });
     expect(b).toMatchObject({ stopped_by: 'completed', steps: 16, resumed_from_step: a.steps });

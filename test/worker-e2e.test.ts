@@ -1,6 +1,6 @@
 import { mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend } from '../shared/node/backend-node.js';
 import type { BackendInfo } from '../shared/compute/backend.js';
@@ -15,6 +15,7 @@ import { workerConfigFromEnv } from '../gpu-worker/config.js';
 import { createJsonLogger } from '../shared/log.js';
 import { startWorker } from '../gpu-worker/worker.js';
 import type { JobOutcome } from '../gpu-worker/run-job.js';
+import { ensureModelPublished } from '../scripts/bundled-checkpoint.js';
 import { withLocalS3 } from './helpers/s3.js';
 
 /** Tiny jobs: a 2-stage 8/16 network on 256 real Fashion-MNIST images, a handful of steps. */
@@ -105,8 +106,8 @@ describe('worker against the loopback S3 server', () => {
 
   it('an invariance-only job (μ = ν = 0) collapses and is published as rejected; latest stays', async () => {
     const store = s3.current.store;
-    const before = await readLatest(store);
-    expect(before).not.toBeNull();
+    // A served model for the gate to compare with: the one the test above published, or the bundled one.
+    const before = await ensureModelPublished(store, resolve(import.meta.dirname, '../checkpoints/bundled'));
     const job = await createJob(store, tinyJob({ ablation: { lambda: 25, mu: 0, nu: 0 }, maxSteps: 24, epochs: 10 }), systemClock);
     const w = runWorker(store);
     await w.done;
@@ -118,7 +119,7 @@ describe('worker against the loopback S3 server', () => {
     expect(done?.metrics?.['current_val_knn_top1']).toBeGreaterThan(0.3);
     const m = (await readManifest(store, done!.result!.version))!.manifest;
     expect(m).toMatchObject({ state: 'rejected' });
-    expect((await readLatest(store))?.version).toBe(before!.version);
+    expect((await readLatest(store))?.version).toBe(before.version);
   });
 });
 
@@ -169,21 +170,75 @@ describe('worker on the CAS-enforcing memory store', () => {
     const store = new MemoryStore();
     const job = await createJob(store, tinyJob({ maxSteps: 8, epochs: 2 }), systemClock);
     const lines: string[] = [];
-    const first = runWorker(store, { WORKER_ID: 'w1', SNAPSHOT_EVERY_STEPS: '100' }, lines);
-    // Stop once it has made progress.
-    for (let i = 0; i < 600 && ((await readJob(store, job.id))?.progress?.step ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 50));
-    const t0 = Date.now();
-    await first.stop('SIGTERM');
-    expect(Date.now() - t0).toBeLessThan(10_000);
+    let stopAt = -1;
+    let stopped: Promise<void> | undefined;
+    // Stop from the worker's own step-2 health line (no periodic snapshots here): the job is certainly mid-run,
+    // with steps left, however fast or loaded the machine is.
+    const first: ReturnType<typeof startWorker> = startWorker({
+      store,
+      config: workerConfigFromEnv({ ...ENV, WORKER_ID: 'w1', SNAPSHOT_EVERY_STEPS: '100' }),
+      backend,
+      logger: createJsonLogger({
+        level: 'info',
+        write: (l) => {
+          lines.push(l);
+          if (stopAt < 0 && l.includes('"train.health"')) {
+            stopAt = JSON.parse(l).step as number;
+            stopped = first.stop('SIGTERM');
+          }
+        },
+      }),
+    });
+    await first.done;
+    await stopped;
+    expect(stopAt).toBe(2);
+    expect(lines.some((l) => l.includes('worker.shutdown-timeout'))).toBe(false); // it stopped by itself, not by the bound
     const released = await readJob(store, job.id);
     expect(released).toMatchObject({ state: 'queued', attempts: 1 });
     expect(released?.lease).toBeUndefined();
     const snap = await loadTrainState(store, jobStatePrefix(job.id));
-    expect(snap?.step).toBeGreaterThanOrEqual(1);
+    expect(snap?.step).toBe(stopAt); // the stop's own snapshot, before the next step
 
     const second = runWorker(store, { WORKER_ID: 'w2' });
     await second.done;
     expect(second.outcomes[0]).toMatchObject({ state: 'succeeded', resumedFromStep: snap!.step, steps: 8 });
     expect(await readJob(store, job.id)).toMatchObject({ state: 'succeeded', attempts: 2 });
+  });
+
+  it('stop() is bounded: a worker stuck on a store that stopped answering returns after SHUTDOWN_TIMEOUT_MS and says so', async () => {
+    const memory = new MemoryStore();
+    const job = await createJob(memory, tinyJob({ maxSteps: 40, epochs: 10 }), systemClock);
+    let stuck = false;
+    // Every store call made once `stuck` is set never settles.
+    const store = new Proxy(memory, {
+      get(target, key, receiver) {
+        const v = Reflect.get(target, key, receiver) as unknown;
+        return typeof v === 'function' ? (...args: unknown[]) => (stuck ? new Promise(() => {}) : (v as (...a: unknown[]) => unknown).apply(target, args)) : v;
+      },
+    });
+    const lines: string[] = [];
+    let stopped!: (p: Promise<void>) => void;
+    const stopping = new Promise<Promise<void>>((r) => (stopped = r));
+    const w: ReturnType<typeof startWorker> = startWorker({
+      store,
+      config: workerConfigFromEnv({ ...ENV, WORKER_ID: 'ws', SHUTDOWN_TIMEOUT_MS: '100' }),
+      backend,
+      logger: createJsonLogger({
+        level: 'info',
+        write: (l) => {
+          lines.push(l);
+          if (!stuck && l.includes('"train.health"')) {
+            stuck = true;
+            stopped(w.stop('SIGTERM'));
+          }
+        },
+      }),
+    });
+    const stop = await Promise.race([stopping, w.done.then(() => null)]);
+    expect(stop, 'the job ended before its step-2 health line').not.toBeNull();
+    // Nothing settles the job any more: only the shutdown bound can end stop().
+    await stop;
+    expect(lines.some((l) => l.includes('"worker.shutdown-timeout"'))).toBe(true);
+    expect(await readJob(memory, job.id)).toMatchObject({ state: 'running', lease: { owner: 'ws' } });
   });
 });
