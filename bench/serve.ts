@@ -8,7 +8,8 @@
  * has torch, fastapi, uvicorn and PIL; else the API alone). The load is the neutral generator
  * ../shared/ref/loadgen.mjs (its own process: POSTs one raw image body at fixed concurrency over keep-alive,
  * 3 s unrecorded, then BENCH_SECONDS recorded; the server's CPU from /proc/<pid>/stat of its process tree).
- * Two images: a 28×28 Fashion-MNIST PNG (test image 0) and a 640×480 JPEG (q80, sharp-made from it).
+ * Two images: a 28×28 Fashion-MNIST PNG (test image 0) and a 640×480 q80 JPEG of about 80 KB (a mosaic of
+ * test images: a photo's size and detail).
  * First an unrecorded warm-up of each server (JIT, caches); then BENCH_ROUNDS rounds, each running every
  * (server, image) pair once, the servers' order alternating between rounds. Reported: the median over the
  * rounds of requests/s, p50, p99 and server CPU ms per request, per server and image; the median of the
@@ -140,6 +141,29 @@ function loadgen(url: string, file: string, kind: Kind, seconds: number, pid: nu
   });
 }
 
+/** Test image `k` of the loaded Fashion-MNIST bytes as a 28×28 PNG. */
+function fmnistPng(images: Uint8Array, k: number): Promise<Buffer> {
+  return sharp(Buffer.from(images.subarray(k * 784, (k + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+}
+
+// A photo-sized JPEG with a photo's detail: 18×14 Fashion-MNIST images in 36 px tiles on a coloured
+// ground, 640×480 at q80 (about 80 KB, the size of the photo the serving issue measured).
+const MOSAIC_COLS = 18;
+const MOSAIC_ROWS = 14;
+async function mosaicJpeg(images: Uint8Array): Promise<Buffer> {
+  const tile = 36;
+  const tiles = await Promise.all(
+    Array.from({ length: MOSAIC_COLS * MOSAIC_ROWS }, async (_, k) => ({
+      input: await sharp(await fmnistPng(images, k)).resize(tile, tile).toColourspace('srgb').png().toBuffer(),
+      left: (k % MOSAIC_COLS) * tile,
+      top: Math.floor(k / MOSAIC_COLS) * tile,
+    })),
+  );
+  const canvas = sharp({ create: { width: MOSAIC_COLS * tile, height: MOSAIC_ROWS * tile, channels: 3, background: { r: 90, g: 80, b: 70 } } });
+  const mosaic = await canvas.composite(tiles).png().toBuffer();
+  return sharp(mosaic).extract({ left: 0, top: 0, width: 640, height: 480 }).jpeg({ quality: 80 }).toBuffer();
+}
+
 async function main(): Promise<void> {
   const started = new Date();
   const load0 = loadavg();
@@ -148,9 +172,9 @@ async function main(): Promise<void> {
   try {
     // The two images.
     const { loadFashionMnist } = await import('../shared/node/datasets.js');
-    const ds = await loadFashionMnist('test', { limit: 1 });
-    const png = await sharp(Buffer.from(ds.images.subarray(0, 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
-    const jpeg = await sharp(png).resize(640, 480, { fit: 'fill' }).jpeg({ quality: 80 }).toBuffer();
+    const ds = await loadFashionMnist('test', { limit: MOSAIC_COLS * MOSAIC_ROWS });
+    const png = await fmnistPng(ds.images, 0);
+    const jpeg = await mosaicJpeg(ds.images);
     const files: Record<Kind, string> = { png: join(dir, 'image.png'), jpeg: join(dir, 'image.jpg') };
     await writeFile(files.png, png);
     await writeFile(files.jpeg, jpeg);
