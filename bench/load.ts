@@ -40,6 +40,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { median } from './stats.js';
+import { freePort } from './free-port.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const self = fileURLToPath(import.meta.url);
@@ -399,17 +400,6 @@ async function waitReady(base: string, api: ChildProcess, ms: number): Promise<{
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`the API was not ready within ${ms / 1000} s`);
-}
-
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((ok, fail) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => ok(port));
-    });
-    s.on('error', fail);
-  });
 }
 
 async function loadImages(gallery: number): Promise<Images> {

@@ -29,6 +29,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { median } from './stats.js';
+import { freePort } from './free-port.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const env = process.env;
@@ -106,17 +107,6 @@ function peerAvailable(): { ok: boolean; why?: string } {
   const r = spawnSync(PEER_PYTHON, ['-c', 'import torch, fastapi, uvicorn, PIL'], { encoding: 'utf8' });
   if (r.status !== 0) return { ok: false, why: `${PEER_PYTHON} lacks torch/fastapi/uvicorn/PIL (apt-get install python3-torch python3-fastapi python3-uvicorn python3-pil): ${(r.stderr || String(r.error)).trim().split('\n').pop()}` };
   return { ok: true };
-}
-
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((ok, fail) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => ok(port));
-    });
-    s.on('error', fail);
-  });
 }
 
 /** One run of the neutral load generator against a server. */

@@ -8,6 +8,7 @@ import { systemClock } from '../shared/jobs/clock.js';
 import { createJob, readJob } from '../shared/jobs/jobs.js';
 import { jobStatePrefix } from '../shared/jobs/schema.js';
 import { withLocalS3 } from './helpers/s3.js';
+import { TINY_JOB, WORKER_TEST_ENV } from './helpers/worker-job.js';
 
 /**
  * docs/RELIABILITY.md, "worker killed mid-job": the worker under `npm start`'s supervisor (the same
@@ -17,29 +18,8 @@ import { withLocalS3 } from './helpers/s3.js';
  * logs; no assertion depends on how long anything took.
  */
 const ROOT = join(import.meta.dirname, '..');
-const WORKER_ENV = {
-  LEASE_SECONDS: '5',
-  POLL_INTERVAL_MS: '100',
-  PROGRESS_INTERVAL_MS: '300',
-  SNAPSHOT_EVERY_STEPS: '2',
-  DIAGNOSTICS_EVERY_STEPS: '4',
-  EVAL_TRAIN_LIMIT: '256',
-  EVAL_TEST_LIMIT: '200',
-  PROBE_EPOCHS: '3',
-  GATE_MIN_RANK: '1.2',
-  GATE_MIN_STD: '0.001',
-  SHUTDOWN_TIMEOUT_MS: '8000',
-  VICREG_BACKEND: 'wasm',
-  VICREG_THREADS: '1',
-  LOG_LEVEL: 'info',
-};
-const JOB = {
-  dataset: { kind: 'fashion-mnist' as const, limit: 256 },
-  epochs: 10,
-  maxSteps: 14,
-  batchSize: 64,
-  model: { backbone: { widths: [8, 16], blocks: [1, 1] }, expander: '64-64' },
-};
+const WORKER_ENV = { ...WORKER_TEST_ENV, LOG_LEVEL: 'info' };
+const JOB = TINY_JOB;
 
 async function waitFor<T>(what: string, f: () => Promise<T | null | undefined | false>): Promise<T> {
   // A guard against hanging for ever, far above what the states take; not a performance bound.
@@ -100,8 +80,11 @@ describe('worker killed mid-job under the supervisor', () => {
       const j = await readJob(store, job.id);
       return j && j.state !== 'running' && j.state !== 'queued' ? j : null;
     });
-    expect(done).toMatchObject({ state: 'succeeded', attempts: 2 });
-    expect(done.logTail.some((l) => /\(attempt 2, previous lease expired\)/.test(l))).toBe(true);
+    expect(done.state).toBe('succeeded');
+    // The 5-s test lease can also lapse on a loaded machine while the rescuer evaluates; it is then taken
+    // over once more, and the job must still finish on its own.
+    expect(done.attempts).toBeGreaterThanOrEqual(2);
+    expect(done.logTail.some((l) => /\(attempt [2-9], previous lease expired\)/.test(l))).toBe(true);
     expect(done.result?.version).toBeTruthy();
     expect((await readLatest(store))?.version).toBe(done.result!.version);
 

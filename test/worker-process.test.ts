@@ -17,31 +17,12 @@ import { createJsonLogger } from '../shared/log.js';
 import { startWorker } from '../gpu-worker/worker.js';
 import type { JobOutcome } from '../gpu-worker/run-job.js';
 import { withLocalS3 } from './helpers/s3.js';
+import { TINY_JOB, WORKER_TEST_ENV } from './helpers/worker-job.js';
 
 /** The worker as a real child process (`npm run worker`'s entry) against s3rver: SIGKILL and SIGTERM. */
 const ROOT = join(import.meta.dirname, '..');
-const WORKER_ENV = {
-  LEASE_SECONDS: '5',
-  POLL_INTERVAL_MS: '100',
-  PROGRESS_INTERVAL_MS: '300',
-  SNAPSHOT_EVERY_STEPS: '2',
-  DIAGNOSTICS_EVERY_STEPS: '4',
-  EVAL_TRAIN_LIMIT: '256',
-  EVAL_TEST_LIMIT: '200',
-  PROBE_EPOCHS: '3',
-  GATE_MIN_RANK: '1.2',
-  GATE_MIN_STD: '0.001',
-  SHUTDOWN_TIMEOUT_MS: '8000',
-  VICREG_BACKEND: 'wasm',
-  VICREG_THREADS: '1',
-};
-const job = {
-  dataset: { kind: 'fashion-mnist' as const, limit: 256 },
-  epochs: 10,
-  maxSteps: 14,
-  batchSize: 64,
-  model: { backbone: { widths: [8, 16], blocks: [1, 1] }, expander: '64-64' },
-};
+const WORKER_ENV = WORKER_TEST_ENV;
+const job = TINY_JOB;
 
 let backend: BackendInfo;
 beforeAll(async () => {
