@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { connect, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import { createMemoryLogger } from '../shared/log.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { MemoryStore } from '../shared/store/memory-store.js';
@@ -25,11 +26,8 @@ beforeAll(async () => {
   const test = await loadFashionMnist('test', { limit: 4 });
   shoe = await png(test, 0);
   await publishFixture(store, { seed: 5, activate: true });
-  api = await startApiServer({
-    env: {},
+  api = await startTestApi({
     store,
-    port: 0,
-    initBackend: false,
     waitForModel: true,
     logger,
     settings: { ADMIN_TOKEN: TOKEN, POLL_INTERVAL_MS: 60_000, BATCH_WAIT_MS: 2 },
@@ -211,11 +209,8 @@ describe('HTTP server limits', () => {
   const slowLogger = createMemoryLogger();
   beforeAll(async () => {
     // Its own server (no model needed: the body is read before one is asked for) with short limits.
-    slow = await startApiServer({
-      env: {},
+    slow = await startTestApi({
       store: new MemoryStore(),
-      port: 0,
-      initBackend: false,
       logger: slowLogger,
       settings: { POLL_INTERVAL_MS: 60_000 },
       // Idle keep-alive connections stay open for the cap test, however long it takes to reach its fourth.

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gallery } from '../api/gallery.js';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { listJobs } from '../shared/jobs/jobs.js';
 import { createMemoryLogger } from '../shared/log.js';
@@ -39,11 +40,8 @@ async function serve(settings: { ADMIN_TOKEN?: string } = {}) {
   const store = new MemoryStore();
   const version = await publishFixture(store, { seed: 8, activate: true });
   const logger = createMemoryLogger();
-  const api = await startApiServer({
-    env: {},
+  const api = await startTestApi({
     store,
-    port: 0,
-    initBackend: false,
     waitForModel: true,
     logger,
     settings: { POLL_INTERVAL_MS: 60_000, BATCH_WAIT_MS: 2, ...settings },

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requiredScope } from '../api/auth.js';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { pca } from '../shared/eval/pca.js';
 import { createMemoryLogger } from '../shared/log.js';
@@ -30,11 +31,8 @@ beforeAll(async () => {
   await tf.setBackend('wasm');
   train = await loadFashionMnist('train', { limit: 300 });
   store = createMemoryStore();
-  api = await startApiServer({
-    env: {},
+  api = await startTestApi({
     store,
-    port: 0,
-    initBackend: false,
     waitForModel: true,
     logger: createMemoryLogger(),
     settings: { POLL_INTERVAL_MS: 60_000 },

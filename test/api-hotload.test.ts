@@ -5,7 +5,8 @@ import { activateVersion } from '../shared/checkpoint/publish.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { createMemoryLogger } from '../shared/log.js';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { startTempS3 } from './helpers/s3.js';
 import { pool, png, publishFixture } from './helpers/api-fixtures.js';
@@ -35,7 +36,7 @@ async function bucket(): Promise<ObjectStore> {
 
 async function start(store: ObjectStore, opts: { waitForModel?: boolean } = {}) {
   const logger = createMemoryLogger();
-  const s = await startApiServer({ env: {}, store, port: 0, initBackend: false, logger, waitForModel: opts.waitForModel ?? false, settings: { POLL_INTERVAL_MS: 100, BATCH_WAIT_MS: 2 } });
+  const s = await startTestApi({ store, logger, waitForModel: opts.waitForModel ?? false, settings: { POLL_INTERVAL_MS: 100, BATCH_WAIT_MS: 2 } });
   let closed = false;
   const close = async () => {
     if (!closed) await s.close();

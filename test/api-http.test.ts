@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { createMemoryLogger } from '../shared/log.js';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import { withLocalS3 } from './helpers/s3.js';
 import { b64, bombPng, DIM, pool, png, publishFixture } from './helpers/api-fixtures.js';
 
@@ -25,11 +26,8 @@ beforeAll(async () => {
   await tf.setBackend('wasm');
   [train, test] = await Promise.all([loadFashionMnist('train', { limit: 3000 }), loadFashionMnist('test', { limit: 200 })]);
   version = await publishFixture(s3.current.store, { seed: 11, activate: true, headData: train, headN: 2000 });
-  api = await startApiServer({
-    env: {},
+  api = await startTestApi({
     store: s3.current.store,
-    port: 0,
-    initBackend: false,
     waitForModel: true,
     logger,
     settings: { ADMIN_TOKEN: TOKEN, MAX_BODY_BYTES: 200_000, MAX_PIXELS: 1_000_000, POLL_INTERVAL_MS: 60_000, CORS_ORIGINS: 'https://app.example' },

@@ -7,7 +7,8 @@ import type { GalleryIndexStub } from '../api/edge/gallery-index-do.js';
 import { Gallery } from '../api/gallery.js';
 import { ApiMetrics } from '../api/metrics.js';
 import { judgeOutputs, MIN_RELATIVE_SPREAD, PROBE_IMAGES, probeBatch } from '../api/model-sanity.js';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import { buildCheckpointFiles } from '../shared/checkpoint/format.js';
 import type { ManifestFields } from '../shared/checkpoint/manifest.js';
 import { publishCheckpoint, readLatest } from '../shared/checkpoint/publish.js';
@@ -78,11 +79,8 @@ beforeAll(async () => {
   images = await loadFashionMnist('test', { limit: 10 });
   shoe = await png(images, 0);
   await publishFixture(store, { seed: 3, activate: true });
-  api = await startApiServer({
-    env: {},
+  api = await startTestApi({
     store,
-    port: 0,
-    initBackend: false,
     waitForModel: true,
     logger,
     settings: { ADMIN_TOKEN: TOKEN, POLL_INTERVAL_MS: 60_000, BATCH_WAIT_MS: 2 },

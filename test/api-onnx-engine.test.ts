@@ -4,7 +4,8 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import { ensureModelPublished } from '../scripts/bundled-checkpoint.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { createMemoryLogger } from '../shared/log.js';
@@ -30,11 +31,8 @@ afterAll(async () => {
 
 async function serve(store: ObjectStore, engine: 'auto' | 'onnxruntime' | 'tfjs') {
   const logger = createMemoryLogger();
-  const api = await startApiServer({
-    env: {},
+  const api = await startTestApi({
     store,
-    port: 0,
-    initBackend: false,
     waitForModel: true,
     logger,
     settings: { SERVING_ENGINE: engine, SERVING_THREADS: 1, POLL_INTERVAL_MS: 60_000 },

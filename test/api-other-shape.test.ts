@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import { buildCheckpointFiles } from '../shared/checkpoint/format.js';
 import { MODEL_ONNX, type ManifestFields } from '../shared/checkpoint/manifest.js';
 import { publishCheckpoint } from '../shared/checkpoint/publish.js';
@@ -74,11 +75,8 @@ async function expected(bytes: Uint8Array): Promise<Float32Array> {
 describe('a 64×64×3 checkpoint with cover resize and its own normalisation', () => {
   for (const engine of ['onnxruntime', 'tfjs'] as const) {
     it(`serves through the API on ${engine}, as the model computes it by hand`, async () => {
-      const api = await startApiServer({
-        env: {},
+      const api = await startTestApi({
         store,
-        port: 0,
-        initBackend: false,
         waitForModel: true,
         logger: createMemoryLogger(),
         settings: { SERVING_ENGINE: engine, SERVING_THREADS: 1, POLL_INTERVAL_MS: 60_000 },

@@ -1,7 +1,8 @@
 /** POST /admin/retrain with `init`: a clear 400 for nothing to start from or another network, else queued. */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import { ensureModelPublished } from '../scripts/bundled-checkpoint.js';
 import { createMemoryLogger } from '../shared/log.js';
 import { initNodeBackend } from '../shared/node/backend-node.js';
@@ -14,11 +15,8 @@ let bundled: string;
 async function serve(withModel: boolean): Promise<ApiServer> {
   const store = createMemoryStore();
   if (withModel) bundled = (await ensureModelPublished(store, path.resolve(import.meta.dirname, '../checkpoints/bundled'))).version;
-  const api = await startApiServer({
-    env: {},
+  const api = await startTestApi({
     store,
-    port: 0,
-    initBackend: false,
     waitForModel: withModel,
     logger: createMemoryLogger(),
     settings: { ADMIN_TOKEN: TOKEN, POLL_INTERVAL_MS: 60_000 },

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { browserMissing, CHROMIUM, LAUNCH_ARGS, SHOTS } from './helpers/browser.js';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { createMemoryLogger } from '../shared/log.js';
 import { initNodeBackend } from '../shared/node/backend-node.js';
@@ -45,11 +46,8 @@ describe.skipIf(missing.length > 0)('web console in headless Chromium', () => {
     [train, test] = await Promise.all([loadFashionMnist('train', { limit: 3000 }), loadFashionMnist('test', { limit: 200 })]);
     store = createMemoryStore();
     await publishFixture(store, { seed: 11, activate: true, headData: train, headN: 2000 });
-    api = await startApiServer({
-      env: {},
+    api = await startTestApi({
       store,
-      port: 0,
-      initBackend: false,
       waitForModel: true,
       logger: createMemoryLogger(),
       settings: { ADMIN_TOKEN: TOKEN, POLL_INTERVAL_MS: 300 },

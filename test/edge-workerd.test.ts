@@ -9,7 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import { workerConfigFromEnv } from '../gpu-worker/config.js';
 import { startWorker } from '../gpu-worker/worker.js';
 import { buildEdge, startLocalEdge, type LocalEdge } from '../scripts/edge-local.js';
@@ -49,11 +50,8 @@ beforeAll(async () => {
   // The Node server on the same checkpoint, for parity.
   const nodeStore = createMemoryStore();
   bundled = (await ensureModelPublished(nodeStore, BUNDLED)).version;
-  node = await startApiServer({
-    env: {},
+  node = await startTestApi({
     store: nodeStore,
-    port: 0,
-    initBackend: false,
     waitForModel: true,
     logger: createMemoryLogger(),
     settings: { POLL_INTERVAL_MS: 60_000 },

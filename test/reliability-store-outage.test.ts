@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointSource } from '../api/checkpoint-source.js';
 import type { ModelSource } from '../api/model-source.js';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import { activateVersion } from '../shared/checkpoint/publish.js';
 import type { ImageDataset } from '../shared/data/dataset.js';
 import { createMemoryLogger } from '../shared/log.js';
@@ -41,7 +42,7 @@ beforeAll(async () => {
   s3 = await startLocalS3({ dir });
   await publishFixture(s3.store, { seed: 11, activate: true });
   // The model host polls models/latest.json every 50 ms, so polls do fail while the store is down.
-  api = await startApiServer({ env: {}, store: s3.store, port: 0, initBackend: false, logger, waitForModel: true, settings: { POLL_INTERVAL_MS: 50, BATCH_WAIT_MS: 2 } });
+  api = await startTestApi({ store: s3.store, logger, waitForModel: true, settings: { POLL_INTERVAL_MS: 50, BATCH_WAIT_MS: 2 } });
 }, 120_000);
 
 afterAll(async () => {
@@ -125,7 +126,7 @@ describe('store unreachable', () => {
     expect(found.results[0]!.id).toBe('after');
 
     // A fresh API on the restored store builds the same gallery from the bucket.
-    const fresh = await startApiServer({ env: {}, store: s3.store, port: 0, initBackend: false, logger: createMemoryLogger(), waitForModel: true, settings: { POLL_INTERVAL_MS: 3_600_000 } });
+    const fresh = await startTestApi({ store: s3.store, logger: createMemoryLogger(), waitForModel: true, settings: { POLL_INTERVAL_MS: 3_600_000 } });
     try {
       const ready = (await (await fetch(`${fresh.url}/readyz`)).json()) as { indexSize: number };
       expect(ready.indexSize).toBe(want.length);
@@ -162,7 +163,7 @@ describe('store unreachable while a new model loads', () => {
         },
       };
       const log = createMemoryLogger();
-      server = await startApiServer({ env: {}, store: store3.store, models, port: 0, initBackend: false, logger: log, waitForModel: true, settings: { POLL_INTERVAL_MS: 50 } });
+      server = await startTestApi({ store: store3.store, models, logger: log, waitForModel: true, settings: { POLL_INTERVAL_MS: 50 } });
       const v2 = await publishFixture(store3.store, { seed: 13, activate: false, parent: v1 });
       held = v2;
       await activateVersion(store3.store, v2);

@@ -3,7 +3,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointSource } from '../api/checkpoint-source.js';
 import type { ModelSource } from '../api/model-source.js';
-import { startApiServer, type ApiServer } from '../api/server.js';
+import type { ApiServer } from '../api/server.js';
+import { startTestApi } from './helpers/test-api.js';
 import { activateVersion } from '../shared/checkpoint/publish.js';
 import { createMemoryLogger } from '../shared/log.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
@@ -63,7 +64,7 @@ function gatedSource(store: ObjectStore) {
 }
 
 async function start(store: ObjectStore, models: ModelSource, pollMs: number): Promise<ApiServer> {
-  const s = await startApiServer({ env: {}, store, port: 0, initBackend: false, models, logger: createMemoryLogger(), waitForModel: true, settings: { POLL_INTERVAL_MS: pollMs, BATCH_WAIT_MS: 2 } });
+  const s = await startTestApi({ store, models, logger: createMemoryLogger(), waitForModel: true, settings: { POLL_INTERVAL_MS: pollMs, BATCH_WAIT_MS: 2 } });
   servers.push(s);
   return s;
 }
