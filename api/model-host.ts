@@ -3,29 +3,18 @@
  * new version is loaded and verified, and its index built by the gallery indexer (api/gallery-indexer.ts),
  * in the background while the old pair keeps serving; then both are swapped in one assignment.
  */
-import type { ImageDecoder } from '../shared/image/decoder.js';
-import type { Logger } from '../shared/log.js';
-import type { ObjectStore } from '../shared/store/object-store.js';
-import type { Gallery, GalleryItem } from './gallery.js';
-import { GalleryIndexer, IndexedPair } from './gallery-indexer.js';
+import type { GalleryItem } from './gallery.js';
+import { GalleryIndexer, IndexedPair, type GalleryIndexerDeps } from './gallery-indexer.js';
 import { LatestFollower } from './latest-follower.js';
-import type { ApiMetrics } from './metrics.js';
 import type { ModelSource } from './model-source.js';
 import { NoModelError, type HostStatus, type ServingHost, type ServingPair } from './serving-pair.js';
 
 export { NoModelError, ServingPair, type HostStatus, type LoadFailure, type ServingHost } from './serving-pair.js';
 
-export interface ModelHostDeps {
+/** The host hands its deps to its gallery indexer, so it needs those plus where models come from and a clock. */
+export interface ModelHostDeps extends GalleryIndexerDeps {
   source: ModelSource;
-  store: ObjectStore;
-  gallery: Gallery;
-  decoder: ImageDecoder;
-  metrics: ApiMetrics;
-  logger: Logger;
-  batch: { maxBatch: number; maxWaitMs: number };
   now?: () => number;
-  /** Delay before an index snapshot is written after a gallery change (coalesces bursts). */
-  snapshotDelayMs?: number;
 }
 
 export class ModelHost implements ServingHost {

@@ -193,7 +193,9 @@ export const ModelEntry = z
 
 export const ModelsResponse = z.object({ current: z.string().nullable(), models: z.array(ModelEntry) }).openapi('Models');
 
-export const RetrainRequest = RetrainRequestCore.openapi('RetrainRequest');
+// shared/ builds this with plain zod, perhaps before @hono/zod-openapi extended it, and zod gives a schema
+// .openapi only when constructing it: a clone made here has it whatever the import order.
+export const RetrainRequest = RetrainRequestCore.clone().openapi('RetrainRequest');
 
 export const VersionParam = z.object({ version: z.string().min(1).max(64) });
 export const IdParam = z.object({ id: GalleryId });
