@@ -21,6 +21,16 @@ export const S3Config = z
     supportsConditionalWrites: z.boolean().default(true),
     /** Page size for listings; only tests lower it (to exercise pagination). */
     listPageSize: z.number().int().min(1).max(1000).default(1000),
+    /**
+     * How long the store may stay silent (connecting, or no bytes either way mid-request) before the
+     * attempt fails. Silence, not total time: a large checkpoint upload that keeps moving is never cut.
+     */
+    timeoutMs: z
+      .number()
+      .int('must be a whole number of milliseconds')
+      .min(100, 'must be at least 100 (milliseconds)')
+      .max(600_000, 'must be at most 600000 (10 minutes)')
+      .default(10_000),
   })
   .refine((c) => (c.accessKeyId === undefined) === (c.secretAccessKey === undefined), {
     message: 'set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither (to use the default credential chain)',
@@ -45,6 +55,11 @@ export const S3Env = z.object({
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   S3_CONDITIONAL_WRITES: boolFromEnv('S3_CONDITIONAL_WRITES'),
+  S3_TIMEOUT_MS: z
+    .string()
+    .regex(/^\d+$/, 'S3_TIMEOUT_MS must be a whole number of milliseconds')
+    .transform(Number)
+    .optional(),
 });
 
 /** Thrown when the environment does not describe a usable store; the message lists every problem. */
@@ -63,6 +78,7 @@ const ENV_NAMES: Record<string, string> = {
   accessKeyId: 'S3_ACCESS_KEY_ID',
   secretAccessKey: 'S3_SECRET_ACCESS_KEY',
   supportsConditionalWrites: 'S3_CONDITIONAL_WRITES',
+  timeoutMs: 'S3_TIMEOUT_MS',
 };
 
 function describe(err: z.ZodError): string {
@@ -103,6 +119,7 @@ export function s3ConfigFromEnv(
     accessKeyId: v.S3_ACCESS_KEY_ID,
     secretAccessKey: v.S3_SECRET_ACCESS_KEY,
     supportsConditionalWrites: v.S3_CONDITIONAL_WRITES,
+    timeoutMs: v.S3_TIMEOUT_MS,
     ...overrides,
   };
   return parseS3Config(input);

@@ -62,6 +62,10 @@ export function createS3Store(config: S3Config, client?: S3Client): ObjectStore 
       forcePathStyle: config.forcePathStyle,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // Options for the SDK's default handler (NodeHttpHandler on Node), so this module stays free of
+      // Node imports. Without them a store that accepts connections but never answers holds a request
+      // forever; a silent socket fails as TimeoutError, which the SDK retries and fail() maps to 503.
+      requestHandler: { connectionTimeout: config.timeoutMs, socketTimeout: config.timeoutMs },
       ...(config.accessKeyId && config.secretAccessKey
         ? { credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey } }
         : {}),
