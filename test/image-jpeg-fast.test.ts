@@ -5,6 +5,7 @@
  */
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { benchImages, fmnistPng } from '../bench/images.js';
 import { DecodeError, type DecodeTarget } from '../shared/image/decoder.js';
 import { decodeJpegFast } from '../shared/image/jpeg-fast.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
@@ -126,13 +127,14 @@ describe('JPEG fast path: exactly sharp\'s pixels', () => {
     }
   });
 
-  it('Fashion-MNIST images blown up to 640×480 (what bench:serve sends)', async () => {
-    const ds = await loadFashionMnist('test', { limit: 10 });
+  it("bench:serve's photo (a 640×480 mosaic of Fashion-MNIST images, about 80 KB) and blown-up single images", async () => {
+    const { jpeg: photo } = await benchImages();
+    await expectSameAsSharp(photo, 'mosaic');
+    expect(decodeJpegFast(photo, TARGETS[0]!, { maxPixels: 40_000_000 }), 'within the default budget').toBeDefined();
+    const ds = await loadFashionMnist('test', { limit: 5 });
     for (let i = 0; i < ds.n; i++) {
-      const png = await raw(Buffer.from(ds.images.subarray(i * 784, (i + 1) * 784)), 28, 28, 1).png().toBuffer();
-      const jpeg = await sharp(png).resize(640, 480, { fit: 'fill' }).jpeg({ quality: 80 }).toBuffer();
+      const jpeg = await sharp(await fmnistPng(ds.images, i)).resize(640, 480, { fit: 'fill' }).jpeg({ quality: 80 }).toBuffer();
       await expectSameAsSharp(jpeg, `fmnist ${i}`);
-      expect(decodeJpegFast(jpeg, TARGETS[0]!, { maxPixels: 40_000_000 }), 'within the default budget').toBeDefined();
     }
   });
 

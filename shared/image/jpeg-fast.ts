@@ -5,11 +5,11 @@
  * chroma, replication for other subsampling, the integer YCbCr→RGB tables — and then resized, oriented
  * and converted as sharp does (shared/image/pixels.ts): the same pixels, bit for bit. sharp sets up a
  * libvips pipeline per image, parses the file twice and runs the decode and the resize as operations on
- * worker threads, a fixed cost that dominates a small file; per byte and per pixel this TypeScript is
- * slower than libjpeg, so it only takes files within a work budget (see WORK_BUDGET). Anything else —
- * progressive, arithmetic-coded, 12-bit, CMYK or Adobe-marked, an embedded ICC profile, a smaller shrink,
- * over the pixel limit or the budget, or any irregularity in the file that libjpeg would warn about —
- * returns undefined, and the caller uses the full decoder, which also produces the error for bad files.
+ * worker threads, a fixed cost that dominates a photo's decode at 1/8 scale; this TypeScript has no such
+ * cost but is slower per byte, and runs on the event loop, so it only takes files within a work budget
+ * (see WORK_BUDGET). Anything else — progressive, arithmetic-coded, 12-bit, CMYK or Adobe-marked, an
+ * embedded ICC profile, a smaller shrink, over the pixel limit or the budget, or any irregularity in the
+ * file that libjpeg would warn about — returns undefined, and the caller uses the full decoder, which also produces the error for bad files.
  * The libjpeg facts it follows come from libjpeg-turbo/mozjpeg's documentation and source (jdmaster,
  * jdhuff, jidctred, jdsample, jdcolor); no code is taken from them.
  */
@@ -38,6 +38,8 @@ interface Huffman {
   look: Uint16Array;
   /** As `look`, with the value bits that follow the code added to its length (for skipping ACs). */
   skip: Uint16Array;
+  /** For skipping ACs several at a time: see multiSkip. */
+  multi: Uint16Array;
   maxcode: Int32Array;
   /** Symbol index offset per length (valptr − mincode). */
   valoff: Int32Array;
@@ -70,7 +72,37 @@ function buildHuffman(counts: Uint8Array, vals: Uint8Array): Huffman | undefined
     code <<= 1;
   }
   const skip = look.map((e) => (e ? e + ((e & 15) << 8) : 0));
-  return { look, skip, maxcode, valoff, vals };
+  return { look, skip, multi: multiSkip(look), maxcode, valoff, vals };
+}
+
+const MULTI = 12;
+
+/**
+ * For each MULTI-bit window, the AC codes (with their value bits) that lie wholly inside it: bits used
+ * (low 4 bits) and coefficients passed (above them; an end of block counts one, and sets bit 12). 0 when
+ * not even the first fits. A luma block at 1/8 scale needs none of its ACs, so most of a photo's bits
+ * are skipped this way, about two codes per lookup.
+ */
+function multiSkip(look: Uint16Array): Uint16Array {
+  const multi = new Uint16Array(1 << MULTI);
+  for (let w = 0; w < 1 << MULTI; w++) {
+    let used = 0;
+    let passed = 0;
+    let end = 0;
+    while (!end) {
+      const e = look[((w << used) >>> (MULTI - LOOKAHEAD)) & 511]!;
+      const len = e >> 8;
+      const sym = e & 255;
+      const total = len + (sym & 15);
+      if (!e || used + total > MULTI) break;
+      used += total;
+      if (sym & 15) passed += (sym >> 4) + 1;
+      else if (sym === 0xf0) passed += 16;
+      else (passed += 1), (end = 1);
+    }
+    if (used) multi[w] = used | (passed << 4) | (end << 12);
+  }
+  return multi;
 }
 
 /** libjpeg's YCbCr→RGB tables (16-bit fixed point, rounded as it rounds). */
@@ -388,10 +420,19 @@ function decodeRow(st: ScanState, my: number): boolean {
             // 1×1 IDCT: the block's mean, DC × quant / 8 rounded; the ACs are decoded only to skip them,
             // each code and its value bits in one step.
             const skip = acT.skip;
+            const multi = acT.multi;
             for (let k = 1; k < 64; k++) {
               while (nb <= 24) {
                 acc = (acc << 8) | (d[pos++]! | 0);
                 nb += 8;
+              }
+              const m = multi[(acc >>> (nb - MULTI)) & ((1 << MULTI) - 1)]!;
+              // Several codes at once while they stay inside the block (else one at a time, as libjpeg).
+              if (m && k + ((m >> 4) & 255) <= 64) {
+                nb -= m & 15;
+                if (m & 4096) break;
+                k += ((m >> 4) & 255) - 1;
+                continue;
               }
               e = skip[(acc >>> (nb - LOOKAHEAD)) & 511]!;
               if (!e) {
@@ -573,10 +614,9 @@ export function decodeJpegEighth(b: Uint8Array, accept: (width: number, height: 
 }
 
 /**
- * How much work the fast path takes on, in compressed bytes plus a sixteenth of the pixel count. Per byte
- * and per pixel this TypeScript is slower than libjpeg and libvips; what it saves is libvips' fixed
- * per-image set-up, so beyond this budget (a large or detailed photo) sharp is the cheaper decoder. Set
- * from measurements of both on photos and flat images from 640×480 to 4000×3000 (docs/BENCHMARKS.md).
+ * How much work the fast path takes on, in compressed bytes plus a sixteenth of the pixel count: it runs
+ * on the event loop, so it keeps to files it decodes in a few milliseconds (a photo of the usual upload
+ * size); larger ones go to sharp, which decodes off the event loop and is faster per byte.
  */
 const WORK_BUDGET = 128 * 1024;
 
