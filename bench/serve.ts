@@ -27,9 +27,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
 import { median } from './stats.js';
 import { freePort } from './free-port.js';
+import { benchImages } from './images.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const env = process.env;
@@ -131,29 +131,6 @@ function loadgen(url: string, file: string, kind: Kind, seconds: number, pid: nu
   });
 }
 
-/** Test image `k` of the loaded Fashion-MNIST bytes as a 28×28 PNG. */
-function fmnistPng(images: Uint8Array, k: number): Promise<Buffer> {
-  return sharp(Buffer.from(images.subarray(k * 784, (k + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
-}
-
-// A photo-sized JPEG with a photo's detail: 18×14 Fashion-MNIST images in 36 px tiles on a coloured
-// ground, 640×480 at q80 (about 80 KB, the size of the photo the serving issue measured).
-const MOSAIC_COLS = 18;
-const MOSAIC_ROWS = 14;
-async function mosaicJpeg(images: Uint8Array): Promise<Buffer> {
-  const tile = 36;
-  const tiles = await Promise.all(
-    Array.from({ length: MOSAIC_COLS * MOSAIC_ROWS }, async (_, k) => ({
-      input: await sharp(await fmnistPng(images, k)).resize(tile, tile).toColourspace('srgb').png().toBuffer(),
-      left: (k % MOSAIC_COLS) * tile,
-      top: Math.floor(k / MOSAIC_COLS) * tile,
-    })),
-  );
-  const canvas = sharp({ create: { width: MOSAIC_COLS * tile, height: MOSAIC_ROWS * tile, channels: 3, background: { r: 90, g: 80, b: 70 } } });
-  const mosaic = await canvas.composite(tiles).png().toBuffer();
-  return sharp(mosaic).extract({ left: 0, top: 0, width: 640, height: 480 }).jpeg({ quality: 80 }).toBuffer();
-}
-
 async function main(): Promise<void> {
   const started = new Date();
   const load0 = loadavg();
@@ -161,10 +138,7 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   try {
     // The two images.
-    const { loadFashionMnist } = await import('../shared/node/datasets.js');
-    const ds = await loadFashionMnist('test', { limit: MOSAIC_COLS * MOSAIC_ROWS });
-    const png = await fmnistPng(ds.images, 0);
-    const jpeg = await mosaicJpeg(ds.images);
+    const { png, jpeg } = await benchImages();
     const files: Record<Kind, string> = { png: join(dir, 'image.png'), jpeg: join(dir, 'image.jpg') };
     await writeFile(files.png, png);
     await writeFile(files.jpeg, jpeg);

@@ -1,6 +1,6 @@
 /**
  * The Workers image decoder (@jsquash wasm codecs + shared/image/pixels.ts) against the Node one (sharp):
- * same pixels for PNGs at the model's size, close pixels and near-identical embeddings for images that
+ * same pixels for PNGs at the model's size and for photos on the JPEG fast path, close pixels and near-identical embeddings for images that
  * need resizing, same EXIF orientation, and the same error kinds. Runs in Node with the codecs compiled
  * from node_modules, as the Worker gets them precompiled.
  */
@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { benchImages } from '../bench/images.js';
 import { EDGE_CODEC_WASM, createEdgeImageDecoder } from '../api/edge/image-decode.js';
 import { normalise } from '../api/preprocess.js';
 import type { Preprocessing } from '../api/model-source.js';
@@ -199,6 +200,16 @@ describe('edge image decoder: JPEG and WebP that need resizing', () => {
     console.log(`embeddings: ${cos.length} pairs (${N_IMAGES} images × JPEG/WebP × two sources × fill/cover), ` +
       `min cosine ${order[0]![0].toFixed(6)} (${forModel.label[order[0]![1]]}), mean ${mean.toFixed(6)}`);
     for (const [c, i] of order) expect(c, forModel.label[i]).toBeGreaterThanOrEqual(0.995);
+  });
+});
+
+describe('edge image decoder: photos', () => {
+  it("decodes bench:serve's 80 KB photo to exactly sharp's pixels (the JPEG fast path, as on Node)", async () => {
+    const { jpeg } = await benchImages();
+    for (const target of [{ size: 28, channels: 1, resize: 'fill' }, { size: 28, channels: 3, resize: 'cover' }] as DecodeTarget[]) {
+      const [e, s] = await Promise.all([edge.decode(jpeg, target), sharpOnly.decode(jpeg, target)]);
+      expect(Buffer.from(e.pixels).equals(Buffer.from(s.pixels)), `${target.size}×${target.size}×${target.channels}`).toBe(true);
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * The Workers image decoder: PNG, JPEG and WebP through @jsquash's wasm codecs (no sharp at the edge),
- * then shared/image/pixels.ts turns the RGBA into the model's input the way the Node (sharp) decoder does.
+ * then shared/image/pixels.ts turns the RGBA into the model's input the way the Node (sharp) decoder does;
+ * baseline JPEG photos that sharp shrinks by 8 on load go through shared/image/jpeg-fast.ts, as on Node.
  *
  * Workers cannot compile wasm from bytes, so each codec's init() gets a precompiled WebAssembly.Module: the
  * Worker imports the `.wasm` files below as ES modules (wrangler's CompiledWasm rule) and passes them in.
@@ -10,6 +11,7 @@ import pngDecode, { init as initPng } from '@jsquash/png/decode.js';
 import jpegDecode, { init as initJpegUntyped } from '@jsquash/jpeg/decode.js';
 import webpDecode, { init as initWebpUntyped } from '@jsquash/webp/decode.js';
 import { DecodeError, sniffImageFormat, type DecodeTarget, type DecodedImage, type ImageDecoder } from '../../shared/image/decoder.js';
+import { withJpegFastPath } from '../../shared/image/jpeg-fast.js';
 import { jpegOrientation, jpegSize, pngOrientation, pngSize, webpIsAnimated, webpOrientation, webpSize, type ImageSize } from '../../shared/image/headers.js';
 import { toModelInput, type RgbaImage } from '../../shared/image/pixels.js';
 
@@ -87,7 +89,9 @@ export function createEdgeImageDecoder(opts: EdgeImageDecoderOptions): ImageDeco
     return img;
   }
 
-  return {
+  // Photos that sharp would decode at 1/8 scale skip the full wasm decode: the fast path gives sharp's
+  // pixels exactly, so such a JPEG embeds at the edge as it does on Node.
+  return withJpegFastPath({
     mimeTypes: EDGE_MIME_TYPES,
     async decode(bytes: Uint8Array, target: DecodeTarget): Promise<DecodedImage> {
       const sniffed = sniffImageFormat(bytes);
@@ -127,7 +131,7 @@ export function createEdgeImageDecoder(opts: EdgeImageDecoderOptions): ImageDeco
       });
       return { pixels: out, width: target.size, height: target.size, channels: target.channels, format: sniffed };
     },
-  };
+  }, { maxPixels });
 }
 
 function firstLine(err: unknown): string {

@@ -16,7 +16,7 @@ export interface RgbaImage {
 }
 
 /** Interleaved 8-bit pixels with 1 (grey) or 3 (RGB) channels. */
-interface Plane {
+export interface Plane {
   width: number;
   height: number;
   channels: number;
@@ -89,8 +89,23 @@ interface Pass {
   n: number;
   idx: Int32Array;
   weight: Float64Array;
-  /** Weighted sum → output byte. */
-  finish: (sum: number) => number;
+  /**
+   * Weighted sum → output byte: 'fixed12' libvips's 12-bit fixed-point reduce ((sum + 2048) >> 12,
+   * clamped), 'box' its multiply-shift box average ((sum + amend) · mult / 2^24), 'round' rounded and clamped.
+   */
+  finish: 'fixed12' | 'box' | 'round';
+  amend?: number;
+  mult?: number;
+}
+
+/** Turn `len` weighted sums into bytes at out[o…]: one branch per run, not a call per value. */
+function finishInto(sums: Float64Array, out: Uint8Array, o: number, len: number, pass: Pass): void {
+  if (pass.finish === 'fixed12') for (let x = 0; x < len; x++) out[o + x] = clampByte((sums[x]! + 2048) >> 12);
+  else if (pass.finish === 'box') {
+    const amend = pass.amend!;
+    const mult = pass.mult!;
+    for (let x = 0; x < len; x++) out[o + x] = Math.floor(((sums[x]! + amend) * mult) / 2 ** 24);
+  } else for (let x = 0; x < len; x++) out[o + x] = clampByte(Math.round(sums[x]!));
 }
 
 const clampByte = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
@@ -101,28 +116,36 @@ function applyPass(src: Plane, axis: 'h' | 'v', pass: Pass): Plane {
   const outW = axis === 'h' ? pass.outLen : width;
   const outH = axis === 'v' ? pass.outLen : height;
   const out = new Uint8Array(outW * outH * ch);
-  const { n, idx, weight, finish } = pass;
+  const { n, idx, weight } = pass;
   if (axis === 'h') {
+    // Tap offsets in bytes, so the inner loop does one load per tap.
+    const at = ch === 1 ? idx : idx.map((v) => v * ch);
+    const sums = new Float64Array(outW * ch);
     for (let y = 0; y < height; y++) {
       const row = y * width * ch;
-      const orow = y * outW * ch;
       for (let o = 0; o < outW; o++) {
         for (let c = 0; c < ch; c++) {
           let sum = 0;
-          for (let i = o * n, e = i + n; i < e; i++) sum += weight[i]! * data[row + idx[i]! * ch + c]!;
-          out[orow + o * ch + c] = finish(sum);
+          const base = row + c;
+          for (let i = o * n, e = i + n; i < e; i++) sum += weight[i]! * data[base + at[i]!]!;
+          sums[o * ch + c] = sum;
         }
       }
+      finishInto(sums, out, y * outW * ch, outW * ch, pass);
     }
   } else {
+    // Row by row: each tap adds a whole source row (sequential reads), taps in the same order as before.
     const stride = width * ch;
+    const sums = new Float64Array(stride);
     for (let o = 0; o < outH; o++) {
       const orow = o * stride;
-      for (let x = 0; x < stride; x++) {
-        let sum = 0;
-        for (let i = o * n, e = i + n; i < e; i++) sum += weight[i]! * data[idx[i]! * stride + x]!;
-        out[orow + x] = finish(sum);
+      sums.fill(0);
+      for (let i = o * n, e = i + n; i < e; i++) {
+        const wt = weight[i]!;
+        const src = idx[i]! * stride;
+        for (let x = 0; x < stride; x++) sums[x] += wt * data[src + x]!;
       }
+      finishInto(sums, out, orow, stride, pass);
     }
   }
   return { width: outW, height: outH, channels: ch, data: out };
@@ -135,7 +158,7 @@ function boxShrinkPass(len: number, s: number): Pass {
   for (let o = 0; o < outLen; o++) for (let i = 0; i < s; i++) idx[o * s + i] = Math.min(len - 1, o * s + i);
   const amend = Math.floor(s / 2);
   const mult = Math.floor(2 ** 32 / (256 * s));
-  return { outLen, n: s, idx, weight: new Float64Array(outLen * s).fill(1), finish: (sum) => Math.floor(((sum + amend) * mult) / 2 ** 24) };
+  return { outLen, n: s, idx, weight: new Float64Array(outLen * s).fill(1), finish: 'box', amend, mult };
 }
 
 const sinc = (x: number) => (x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x));
@@ -146,6 +169,18 @@ const lanczos3 = (x: number) => (x >= -3 && x <= 3 ? sinc(x) * sinc(x / 3) : 0);
  * the passes to run in order.
  */
 function reducePasses(len: number, factor: number): Pass[] {
+  // Building the tables is the larger part of a small resize, and serving repeats the same few sizes.
+  const key = `${len}/${factor}`;
+  let passes = reduceCache.get(key);
+  if (!passes) {
+    if (reduceCache.size >= 256) reduceCache.clear();
+    reduceCache.set(key, (passes = buildReducePasses(len, factor)));
+  }
+  return passes;
+}
+const reduceCache = new Map<string, Pass[]>();
+
+function buildReducePasses(len: number, factor: number): Pass[] {
   const outLen = Math.floor(len / factor + 0.5);
   let extra = outLen * factor - len;
   let residual = factor;
@@ -182,7 +217,7 @@ function reducePasses(len: number, factor: number): Pass[] {
       weight[o * n + i] = table[i]!;
     }
   }
-  passes.push({ outLen, n, idx, weight, finish: (sum) => clampByte((sum + 2048) >> 12) });
+  passes.push({ outLen, n, idx, weight, finish: 'fixed12' });
   return passes;
 }
 
@@ -201,7 +236,7 @@ function areaPass(len: number, outLen: number): Pass {
       weight[o * n + i] = Math.max(0, Math.min(b, p + 1) - Math.max(a, p)) / scale;
     }
   }
-  return { outLen, n, idx, weight, finish: (sum) => clampByte(Math.round(sum)) };
+  return { outLen, n, idx, weight, finish: 'round' };
 }
 
 /** Catmull-Rom upsizing with centre sampling (libvips resize upsizes with its bicubic interpolator). */
@@ -223,7 +258,7 @@ function bicubicPass(len: number, scale: number): Pass {
       weight[o * n + i] = cr(X - p);
     }
   }
-  return { outLen, n, idx, weight, finish: (sum) => clampByte(Math.round(sum)) };
+  return { outLen, n, idx, weight, finish: 'round' };
 }
 
 /**
@@ -272,11 +307,16 @@ export function jpegShrinkOnLoad(shrink: number): 1 | 2 | 4 | 8 {
   return f;
 }
 
+/** sharp's shrink factors for a size × size target: per axis for 'fill', the smaller for 'cover'. */
+export function sharpShrinks(w: number, h: number, tw: number, th: number, fit: 'fill' | 'cover', swap: boolean): [number, number] {
+  return swap ? shrinks(w, h, th, tw, fit) : shrinks(w, h, tw, th, fit);
+}
+
 /** Resize like sharp's resize(tw, th, { fit, kernel: lanczos3 }) after its shrink-on-load. */
 function resize(src: Plane, tw: number, th: number, fit: 'fill' | 'cover', loader: 'jpeg' | 'webp' | 'none', swap: boolean): Plane {
   if (swap) [tw, th] = [th, tw];
   let img = src;
-  let [hs, vs] = shrinks(img.width, img.height, tw, th, fit);
+  const [hs, vs] = shrinks(img.width, img.height, tw, th, fit);
   const common = Math.min(hs, vs);
   if (loader === 'jpeg') {
     const f = jpegShrinkOnLoad(common);
@@ -288,7 +328,12 @@ function resize(src: Plane, tw: number, th: number, fit: 'fill' | 'cover', loade
     if (h !== img.height) img = applyPass(img, 'v', areaPass(img.height, h));
     if (w !== img.width) img = applyPass(img, 'h', areaPass(img.width, w));
   }
-  [hs, vs] = shrinks(img.width, img.height, tw, th, fit);
+  return resizeLoaded(img, tw, th, fit);
+}
+
+/** sharp's resize of what the loader returned (targets already swapped for a 90° turn). */
+function resizeLoaded(img: Plane, tw: number, th: number, fit: 'fill' | 'cover'): Plane {
+  const [hs, vs] = shrinks(img.width, img.height, tw, th, fit);
   // vips_resize(scale = 1/hs, vscale = 1/vs): reduce vertically, then horizontally, then any upsizing.
   const hscale = Math.max(1 / hs, 1 / img.width);
   const vscale = Math.max(1 / vs, 1 / img.height);
@@ -363,8 +408,22 @@ export function toModelInput(img: RgbaImage, opts: ModelInputOptions): Uint8Arra
   // which also rotates the small image rather than the large one.
   const swap = orientation >= 5 && orientation <= 8;
   plane = resize(plane, opts.size, opts.size, fit, opts.loader ?? 'none', swap);
+  return finish(plane, opts.size, fit, orientation, opts.channels);
+}
+
+/**
+ * Pixels a loader has already shrunk the way sharp's does (a JPEG decoded at 1/8 scale) → the model's
+ * input: the rest of sharp's resize, EXIF orientation, the centre crop for 'cover', then the channels.
+ */
+export function loadedToModelInput(plane: Plane, opts: Pick<ModelInputOptions, 'size' | 'channels' | 'resize' | 'orientation'>): Uint8Array {
+  const fit = opts.resize ?? 'fill';
+  // The target is square, so the swap for a 90° turn changes nothing here.
+  return finish(resizeLoaded(plane, opts.size, opts.size, fit), opts.size, fit, opts.orientation ?? 1, opts.channels);
+}
+
+function finish(plane: Plane, size: number, fit: 'fill' | 'cover', orientation: number, channels: 1 | 3): Uint8Array {
   plane = orient(plane, orientation);
-  if (fit === 'cover') plane = centreCrop(plane, opts.size);
-  if (plane.width !== opts.size || plane.height !== opts.size) throw new Error(`resize produced ${plane.width}×${plane.height}`);
-  return toChannels(plane, opts.channels);
+  if (fit === 'cover') plane = centreCrop(plane, size);
+  if (plane.width !== size || plane.height !== size) throw new Error(`resize produced ${plane.width}×${plane.height}`);
+  return toChannels(plane, channels);
 }
