@@ -10,8 +10,8 @@
 import pngDecode, { init as initPng } from '@jsquash/png/decode.js';
 import jpegDecode, { init as initJpegUntyped } from '@jsquash/jpeg/decode.js';
 import webpDecode, { init as initWebpUntyped } from '@jsquash/webp/decode.js';
-import { DecodeError, sniffImageFormat, type DecodeTarget, type DecodedImage, type ImageDecoder } from '../../shared/image/decoder.js';
-import { withJpegFastPath } from '../../shared/image/jpeg-fast.js';
+import { DecodeError, sniffImageFormat, withFastPath, type DecodeTarget, type DecodedImage, type ImageDecoder } from '../../shared/image/decoder.js';
+import { decodeJpegFast } from '../../shared/image/jpeg-fast.js';
 import { jpegOrientation, jpegSize, pngOrientation, pngSize, webpIsAnimated, webpOrientation, webpSize, type ImageSize } from '../../shared/image/headers.js';
 import { toModelInput, type RgbaImage } from '../../shared/image/pixels.js';
 
@@ -91,7 +91,7 @@ export function createEdgeImageDecoder(opts: EdgeImageDecoderOptions): ImageDeco
 
   // Photos that sharp would decode at 1/8 scale skip the full wasm decode: the fast path gives sharp's
   // pixels exactly, so such a JPEG embeds at the edge as it does on Node.
-  return withJpegFastPath({
+  return withFastPath({
     mimeTypes: EDGE_MIME_TYPES,
     async decode(bytes: Uint8Array, target: DecodeTarget): Promise<DecodedImage> {
       const sniffed = sniffImageFormat(bytes);
@@ -131,7 +131,7 @@ export function createEdgeImageDecoder(opts: EdgeImageDecoderOptions): ImageDeco
       });
       return { pixels: out, width: target.size, height: target.size, channels: target.channels, format: sniffed };
     },
-  }, { maxPixels });
+  }, (b, t) => decodeJpegFast(b, t, { maxPixels }));
 }
 
 function firstLine(err: unknown): string {

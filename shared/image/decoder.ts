@@ -41,6 +41,16 @@ export interface ImageDecoder {
   decode(bytes: Uint8Array, target: DecodeTarget): Promise<DecodedImage>;
 }
 
+/** `full`, trying `fast` first: a decoder for the files it can take that returns undefined for the rest. */
+export function withFastPath(full: ImageDecoder, fast: (bytes: Uint8Array, target: DecodeTarget) => DecodedImage | undefined): ImageDecoder {
+  return {
+    mimeTypes: full.mimeTypes,
+    async decode(bytes, target) {
+      return fast(bytes, target) ?? full.decode(bytes, target);
+    },
+  };
+}
+
 /** Supported formats by their leading bytes; undefined = not an image format we know. */
 export function sniffImageFormat(b: Uint8Array): 'jpeg' | 'png' | 'gif' | 'webp' | 'tiff' | 'avif' | 'heic' | 'bmp' | 'svg' | undefined {
   const at = (i: number, ...xs: number[]) => xs.every((x, j) => b[i + j] === x);

@@ -13,7 +13,7 @@
  * The libjpeg facts it follows come from libjpeg-turbo/mozjpeg's documentation and source (jdmaster,
  * jdhuff, jidctred, jdsample, jdcolor); no code is taken from them.
  */
-import type { DecodeTarget, DecodedImage, ImageDecoder } from './decoder.js';
+import type { DecodeTarget, DecodedImage } from './decoder.js';
 import { jpegOrientation } from './headers.js';
 import { jpegShrinkOnLoad, loadedToModelInput, sharpShrinks, type Plane } from './pixels.js';
 
@@ -637,14 +637,4 @@ export function decodeJpegFast(bytes: Uint8Array, target: DecodeTarget, opts: Jp
   if (!plane) return undefined;
   const pixels = loadedToModelInput(plane, { size: target.size, channels: target.channels, resize: fit, orientation });
   return { pixels, width: target.size, height: target.size, channels: target.channels, format: 'jpeg' };
-}
-
-/** `full`, with JPEGs that sharp would decode at 1/8 scale decoded on the fast path first. */
-export function withJpegFastPath(full: ImageDecoder, opts: JpegFastPathOptions): ImageDecoder {
-  return {
-    mimeTypes: full.mimeTypes,
-    async decode(bytes, target) {
-      return decodeJpegFast(bytes, target, opts) ?? full.decode(bytes, target);
-    },
-  };
 }

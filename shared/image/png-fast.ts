@@ -6,7 +6,7 @@
  * tRNS, or a file that is corrupt in any way — returns undefined, and the caller uses the full decoder,
  * which also produces the error message for bad files. Pure: the inflater is passed in.
  */
-import type { DecodeTarget, DecodedImage, ImageDecoder } from './decoder.js';
+import type { DecodeTarget, DecodedImage } from './decoder.js';
 
 /** zlib (RFC 1950) stream → bytes; may throw on corrupt input. */
 export type Inflate = (data: Uint8Array) => Uint8Array;
@@ -233,14 +233,4 @@ export function decodePngFast(bytes: Uint8Array, target: DecodeTarget, opts: Png
   if (!raw) return undefined;
   const pixels = toTarget(raw, target.size * target.size, target.channels, opts.background ?? { r: 0, g: 0, b: 0 });
   return { pixels, width: target.size, height: target.size, channels: target.channels, format: 'png' };
-}
-
-/** `full`, with PNGs at the target size decoded on the fast path first. */
-export function withPngFastPath(full: ImageDecoder, opts: PngFastPathOptions): ImageDecoder {
-  return {
-    mimeTypes: full.mimeTypes,
-    async decode(bytes, target) {
-      return decodePngFast(bytes, target, opts) ?? full.decode(bytes, target);
-    },
-  };
 }

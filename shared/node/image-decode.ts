@@ -8,9 +8,10 @@ import {
   type DecodeTarget,
   type DecodedImage,
   type ImageDecoder,
+  withFastPath,
 } from '../image/decoder.js';
-import { withJpegFastPath } from '../image/jpeg-fast.js';
-import { withPngFastPath } from '../image/png-fast.js';
+import { decodeJpegFast } from '../image/jpeg-fast.js';
+import { decodePngFast } from '../image/png-fast.js';
 
 export interface SharpDecoderOptions {
   /** Decompression-bomb guard: width × height above this → 'too-many-pixels'. Default 40 MP. */
@@ -30,8 +31,9 @@ const DEFAULT_MAX_PIXELS = 40_000_000;
 export function createImageDecoder(opts: SharpDecoderOptions = {}): ImageDecoder {
   // zlib.crc32 is native from Node 20.15; older versions use the JS one.
   const nativeCrc = (zlib as { crc32?: (d: Uint8Array) => number }).crc32;
-  const full = withJpegFastPath(createSharpDecoder(opts), { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS });
-  return withPngFastPath(full, { inflate: (b) => zlib.inflateSync(b), crc32: nativeCrc, background: opts.background });
+  const png = { inflate: (b: Uint8Array) => zlib.inflateSync(b), crc32: nativeCrc, background: opts.background };
+  const jpeg = { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
+  return withFastPath(createSharpDecoder(opts), (b, t) => decodePngFast(b, t, png) ?? decodeJpegFast(b, t, jpeg));
 }
 
 /**
