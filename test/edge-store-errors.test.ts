@@ -1,11 +1,12 @@
 import { Miniflare } from 'miniflare';
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { R2Bucket, R2Object } from '../api/edge/cf-types.js';
 import { R2Store } from '../api/edge/r2-store.js';
+import { ensureModelPublished } from '../scripts/bundled-checkpoint.js';
 import { buildEdge, readWranglerConfig, startLocalEdge, type LocalEdge } from '../scripts/edge-local.js';
 import { ObjectStoreError, StoreUnavailableError } from '../shared/store/object-store.js';
 
@@ -13,7 +14,8 @@ import { ObjectStoreError, StoreUnavailableError } from '../shared/store/object-
  * docs/RELIABILITY.md, "the store is unreachable", at the edge: an R2 binding call that fails because of
  * R2 is StoreUnavailableError, so the shared app answers 503 + Retry-After as on Node; R2 refusing the
  * request itself (an invalid key) is not. Failures come from a bucket that throws as the binding does,
- * from workerd's local R2 with its blob storage broken, and through the Worker bundle in workerd.
+ * from workerd's local R2 with its blob storage broken, and through the Worker bundle in workerd, where
+ * R2 also fails inside the gallery index's Durable Object and the error crosses RPC to the Worker.
  */
 
 /** The binding's way of failing: a plain Error, the operation first and R2's code last. */
@@ -123,25 +125,28 @@ describe('the Worker in workerd', () => {
   let buildDir: string;
   let persistDir: string;
   let edge: LocalEdge;
+  let image: Uint8Array<ArrayBuffer>;
   beforeAll(async () => {
     buildDir = await mkdtemp(path.join(tmpdir(), 'edge-errors-build-'));
     persistDir = await mkdtemp(path.join(tmpdir(), 'edge-errors-data-'));
     await buildEdge(buildDir);
-    edge = await startLocalEdge({ buildDir, persistDir, vars: { LOG_LEVEL: 'error' } });
+    // A short poll so a model load that failed is tried again soon after R2 is repaired.
+    edge = await startLocalEdge({ buildDir, persistDir, vars: { LOG_LEVEL: 'error', POLL_INTERVAL_MS: '300' } });
+    image = new Uint8Array(await sharp({ create: { width: 28, height: 28, channels: 3, background: 'gray' } }).png().toBuffer());
   }, 180_000);
   afterAll(async () => {
     await edge?.close();
     for (const d of [buildDir, persistDir]) if (d) await rm(d, { recursive: true, force: true });
   });
 
+  const add = (id: string) => fetch(`${edge.url}/v1/images?id=${id}`, { method: 'POST', body: image, headers: { 'Content-Type': 'image/png' } });
+  const blobsDir = async () => path.join(persistDir, 'r2', (await readWranglerConfig()).r2_buckets[0]!.bucket_name, 'blobs');
+
   it('a gallery write while R2 fails answers 503 store-unavailable with Retry-After; once R2 works it is stored', async () => {
     // No model is published: an upload is kept in the gallery, to be indexed when one arrives.
-    const image = new Uint8Array(await sharp({ create: { width: 28, height: 28, channels: 3, background: 'gray' } }).png().toBuffer());
-    const add = (id: string) => fetch(`${edge.url}/v1/images?id=${id}`, { method: 'POST', body: image, headers: { 'Content-Type': 'image/png' } });
     expect((await add('before')).status).toBe(201);
 
-    const { r2_buckets } = await readWranglerConfig();
-    const blobs = path.join(persistDir, 'r2', r2_buckets[0]!.bucket_name, 'blobs');
+    const blobs = await blobsDir();
     await breakBlobs(blobs);
     const res = await add('during');
     expect(res.status).toBe(503);
@@ -153,4 +158,64 @@ describe('the Worker in workerd', () => {
     expect((await add('during')).status).toBe(201);
     expect((await fetch(`${edge.url}/v1/images/during`)).status).toBe(200);
   }, 120_000);
+
+  it("R2 failing inside the gallery index's Durable Object while it reads the gallery for a new model: the model is not written off, and loads once R2 works", async () => {
+    // Runs after the test above (its items stay) and publishes the first model, so it comes last.
+    expect((await add('waiting')).status).toBe(201);
+    // No model yet, so every object so far is a gallery image or record.
+    const blobs = await blobsDir();
+    const galleryBlobs = (await readdir(blobs)).map((f) => path.join(blobs, f));
+    const { version } = await ensureModelPublished(edge.store, BUNDLED);
+    // The Worker can read the model's files; the Durable Object cannot read the gallery records.
+    await breakEach(galleryBlobs);
+
+    // Each look at models/latest.json that finds the version tries to load it (the request waits for it).
+    const during = await until(`${edge.url}/readyz`, (_, body) => !/no model has been published/.test(body));
+    expect(during.status, during.body).toBe(503);
+    expect((JSON.parse(during.body) as { detail: string }).detail).toMatch(new RegExp(`model ${version} could not be fetched \\(the store is unreachable; retrying\\)`));
+    const res = await fetch(`${edge.url}/v1/embeddings`, { method: 'POST', body: image, headers: { 'Content-Type': 'image/png' } });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(res.headers.get('retry-after')).toBe('5');
+    expect((await res.json()) as { type: string; detail: string }).toMatchObject({ type: 'urn:vicreg:problem:unavailable', detail: expect.stringMatching(/the store is unreachable; retrying/) });
+    const models = (await (await fetch(`${edge.url}/v1/models`)).json()) as { models: { version: string; state: string }[] };
+    expect(models.models.find((m) => m.version === version)?.state).not.toBe('failed');
+
+    await repairEach(galleryBlobs);
+    const after = await until(`${edge.url}/readyz`, (status) => status === 200);
+    expect((JSON.parse(after.body) as { model: { version: string } }).model.version).toBe(version);
+    for (const id of ['before', 'during', 'waiting']) {
+      expect(((await (await fetch(`${edge.url}/v1/images/${id}`)).json()) as { indexed: boolean }).indexed, id).toBe(true);
+    }
+  }, 180_000);
 });
+
+/** The bundled checkpoint, as `npm run dev:edge` publishes it. */
+const BUNDLED = path.resolve(import.meta.dirname, '../checkpoints/bundled');
+
+/** Each file replaced by a folder: R2 still lists the objects, but reading one fails in the runtime. */
+async function breakEach(files: string[]): Promise<void> {
+  for (const f of files) {
+    await rename(f, `${f}.aside`);
+    await mkdir(f);
+  }
+}
+
+async function repairEach(files: string[]): Promise<void> {
+  for (const f of files) {
+    await rm(f, { recursive: true });
+    await rename(`${f}.aside`, f);
+  }
+}
+
+/** GET `url` until `done` holds (a bound on how long the Worker may take to look again, not a timing assertion). */
+async function until(url: string, done: (status: number, body: string) => boolean, ms = 90_000): Promise<{ status: number; body: string }> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const r = await fetch(url);
+    const got = { status: r.status, body: await r.text() };
+    if (done(got.status, got.body)) return got;
+    if (Date.now() > end) throw new Error(`${url}: still HTTP ${got.status} ${got.body} after ${ms} ms`);
+    await new Promise((ok) => setTimeout(ok, 200));
+  }
+}

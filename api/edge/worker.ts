@@ -22,7 +22,7 @@ import { ApiMetrics } from '../metrics.js';
 import { ApiError, problemResponse } from '../problem.js';
 import type { DurableObjectNamespace, ExecutionContext, R2Bucket } from './cf-types.js';
 import { EdgeHost } from './edge-host.js';
-import type { GalleryIndexStub } from './gallery-index-do.js';
+import { storeErrorsFromRpc, type GalleryIndexStub } from './gallery-index-do.js';
 import { createEdgeImageDecoder } from './image-decode.js';
 import { R2Store } from './r2-store.js';
 import { initEdgeWasmBackend } from './tfjs-wasm.js';
@@ -64,7 +64,7 @@ async function createIsolate(env: EdgeEnv): Promise<Isolate> {
     source: models,
     gallery,
     decoder,
-    index: () => env.GALLERY_INDEX.get(galleryIndexId),
+    index: () => storeErrorsFromRpc(env.GALLERY_INDEX.get(galleryIndexId)),
     metrics,
     logger,
     maxBatch: settings.BATCH_MAX,
