@@ -1,4 +1,5 @@
 /** POST /admin/retrain with `init`: a clear 400 for nothing to start from or another network, else queued. */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../api/server.js';
@@ -49,7 +50,9 @@ describe('retrain with init', () => {
     const other = await retrain(api, { dataset: { kind: 'gallery' }, init: 'latest', model: { backbone: { widths: [8, 16], blocks: [1, 1] } } });
     expect(other.status).toBe(400);
     expect(await detail(other)).toMatch(new RegExp(`body\\.model: differs from the network of ${bundled}`));
-    const same = await retrain(api, { dataset: { kind: 'gallery' }, init: bundled, model: { backbone: { widths: [16, 32, 64, 128] } } });
+    // The bundled checkpoint's own network, restated as a user would.
+    const model = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../checkpoints/bundled/manifest.json'), 'utf8')).training.config.model;
+    const same = await retrain(api, { dataset: { kind: 'gallery' }, init: bundled, model: { backbone: { widths: model.backbone.widths }, expander: model.expander } });
     expect(same.status, await same.clone().text()).toBe(202);
     const none = await retrain(api, { dataset: { kind: 'gallery' }, init: 'latest' });
     expect(none.status).toBe(202);
