@@ -23,8 +23,8 @@ export interface SharpDecoderOptions {
 const DEFAULT_MAX_PIXELS = 40_000_000;
 
 /**
- * The Node image decoder: PNGs already at the model's size on the pure-JS fast path (~0.05 ms instead of
- * sharp's ~2 ms of CPU for a 28×28 file); baseline JPEGs that sharp would decode at 1/8 scale (photos
+ * The Node image decoder: PNGs already at the model's size on the pure-JS fast path (far cheaper than
+ * sharp's per-image pipeline); baseline JPEGs that sharp would decode at 1/8 scale (photos
  * for a small model) on the JPEG fast path, which gives sharp's pixels without libvips' per-image
  * pipeline; everything else through sharp.
  */
