@@ -37,9 +37,9 @@ const LOOKAHEAD = 9;
 interface Huffman {
   look: Uint16Array;
   /** As `look`, with the value bits that follow the code added to its length (for skipping ACs). */
-  skip: Uint16Array;
+  skip?: Uint16Array;
   /** For skipping ACs several at a time: see multiSkip. */
-  multi: Uint16Array;
+  multi?: Uint16Array;
   maxcode: Int32Array;
   /** Symbol index offset per length (valptr − mincode). */
   valoff: Int32Array;
@@ -71,8 +71,13 @@ function buildHuffman(counts: Uint8Array, vals: Uint8Array): Huffman | undefined
     if (l <= last && code >= 1 << l) return undefined;
     code <<= 1;
   }
-  const skip = look.map((e) => (e ? e + ((e & 15) << 8) : 0));
-  return { look, skip, multi: multiSkip(look), maxcode, valoff, vals };
+  return { look, maxcode, valoff, vals };
+}
+
+/** The skip tables of an AC table whose values are never needed (built once per table, only for those). */
+function addSkipTables(t: Huffman): void {
+  t.skip ??= t.look.map((e) => (e ? e + ((e & 15) << 8) : 0));
+  t.multi ??= multiSkip(t.look);
 }
 
 const MULTI = 12;
@@ -325,6 +330,7 @@ function decodeScan(b: Uint8Array, f: Parsed): boolean {
   const total = mcusX * mcusY;
   if (ends.length !== (restart ? Math.ceil(total / restart) : 1)) return false;
   for (const c of scan) {
+    if (c.ssize === 1) addSkipTables(c.ac!);
     const bw = interleaved ? mcusX * c.h : mcusX;
     const bh = interleaved ? mcusY * c.v : mcusY;
     c.stride = bw * c.ssize;
@@ -419,8 +425,8 @@ function decodeRow(st: ScanState, my: number): boolean {
           if (c.ssize === 1) {
             // 1×1 IDCT: the block's mean, DC × quant / 8 rounded; the ACs are decoded only to skip them,
             // each code and its value bits in one step.
-            const skip = acT.skip;
-            const multi = acT.multi;
+            const skip = acT.skip!;
+            const multi = acT.multi!;
             for (let k = 1; k < 64; k++) {
               while (nb <= 24) {
                 acc = (acc << 8) | (d[pos++]! | 0);
