@@ -8,6 +8,7 @@ import { createMemoryLogger } from '../shared/log.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { MemoryStore } from '../shared/store/memory-store.js';
 import { b64, DIM, png, publishFixture } from './helpers/api-fixtures.js';
+import { until } from './helpers/poll.js';
 
 /**
  * Hardening item 5: inputs that used to give a 500 or a wrong answer. Each answers a 4xx naming the field
@@ -166,10 +167,8 @@ async function sendHalfAndClose(port: number, head: string, partial: Uint8Array)
   });
 }
 
-/** Wait for a state the test can observe (a log line); the test's own timeout is the only bound. */
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 20));
-}
+/** Waits for a state the test can observe (a log line); the test's own timeout is the only bound. */
+const POLL = { intervalMs: 20 };
 
 describe('a client that disconnects mid-body', () => {
   it('is a client error: no 5xx in /metrics, nothing logged at error level', async () => {
@@ -189,7 +188,7 @@ describe('a client that disconnects mid-body', () => {
       await sendHalfAndClose(port, head, partial);
     }
     const done = (id: string) => logger.records.find((l) => l.msg === 'request' && l.requestId === id);
-    await until(() => cases.every((c) => done(c.id)));
+    await until('every aborted request logged', () => cases.every((c) => done(c.id)), POLL);
     for (const c of cases) {
       const line = done(c.id)!;
       expect(line.status, c.route).toBeGreaterThanOrEqual(400);
@@ -244,7 +243,7 @@ describe('HTTP server limits', () => {
       clearInterval(timer);
       sock.destroy();
     }
-    await until(() => slowLogger.records.some((l) => l.msg === 'request' && l.route === '/v1/embeddings'));
+    await until('a logged /v1/embeddings request', () => slowLogger.records.some((l) => l.msg === 'request' && l.route === '/v1/embeddings'), POLL);
     expect(slowLogger.records.filter((l) => l.level === 'error')).toEqual([]);
   });
 

@@ -10,6 +10,7 @@ import { startTestApi } from './helpers/test-api.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { startTempS3 } from './helpers/s3.js';
 import { pool, png, publishFixture } from './helpers/api-fixtures.js';
+import { until } from './helpers/poll.js';
 
 let images: ImageDataset;
 let pngs: Uint8Array<ArrayBuffer>[];
@@ -46,14 +47,8 @@ async function start(store: ObjectStore, opts: { waitForModel?: boolean } = {}) 
   return { s, logger, close };
 }
 
-/** Poll until f gives a value: a wait for an observable state, bounded only by the test's timeout. */
-async function until<T>(f: () => Promise<T | undefined>): Promise<T> {
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Waits for observable states, bounded only by the test's timeout. */
+const POLL = { intervalMs: 50 };
 
 /** Upload the first GALLERY test images as img-<i> with their labels. */
 async function uploadGallery(api: ApiServer): Promise<number[]> {
@@ -73,19 +68,19 @@ async function serving(seed = 3) {
 }
 
 const ready = (api: ApiServer) =>
-  until(async () => {
+  until('readyz 200', async () => {
     const res = await fetch(`${api.url}/readyz`);
-    return res.status === 200 ? ((await res.json()) as { model: { version: string }; indexSize: number }) : undefined;
-  });
+    return res.status === 200 && ((await res.json()) as { model: { version: string }; indexSize: number });
+  }, POLL);
 
 describe('hot-load', () => {
   it('before any model: readyz 503 with the reason; requests 503; gallery uploads are kept', async () => {
     const { s: api } = await start(await bucket());
-    const r = await until(async () => {
+    const r = await until('readyz: no model has been published', async () => {
       const res = await fetch(`${api.url}/readyz`);
       const body = (await res.json()) as { status: number; detail: string };
-      return body.detail?.includes('no model has been published') ? { res, body } : undefined;
-    });
+      return body.detail?.includes('no model has been published') && { res, body };
+    }, POLL);
     expect(r.res.status).toBe(503);
     expect(r.res.headers.get('content-type')).toMatch(/problem\+json/);
     const emb = await fetch(`${api.url}/v1/embeddings`, { method: 'POST', body: pngs[0], headers: { 'Content-Type': 'image/png' } });
@@ -124,11 +119,11 @@ describe('hot-load', () => {
         seen.push({ loop, version: body.model?.version ?? '?', status: res.status });
       }
     });
-    const everyLoopSaw = (v: string) => async () => (Array.from({ length: LOOPS }, (_, l) => l).every((l) => seen.some((s) => s.loop === l && s.version === v)) ? true : undefined);
+    const everyLoopSaw = (v: string) => () => Array.from({ length: LOOPS }, (_, l) => l).every((l) => seen.some((s) => s.loop === l && s.version === v));
     // Every client has been answered by v1 before v2 is published, and by v2 before they stop.
-    await until(everyLoopSaw(v1));
+    await until(`every client answered by ${v1}`, everyLoopSaw(v1), POLL);
     const v2 = await publishFixture(store, { seed: 4, activate: true, parent: v1 });
-    await until(everyLoopSaw(v2));
+    await until(`every client answered by ${v2}`, everyLoopSaw(v2), POLL);
     stop = true;
     await Promise.all(loops);
 
@@ -157,10 +152,10 @@ describe('hot-load', () => {
     await store.put(key, bytes);
     await activateVersion(store, v3);
 
-    const models = await until(async () => {
+    const models = await until(`${v3} listed as failed`, async () => {
       const m = (await (await fetch(`${api.url}/v1/models`)).json()) as { current: string; models: { version: string; state: string; error?: string }[] };
-      return m.models.find((x) => x.version === v3)?.state === 'failed' ? m : undefined;
-    });
+      return m.models.find((x) => x.version === v3)?.state === 'failed' && m;
+    }, POLL);
     expect(models.current).toBe(v2);
     expect(models.models.find((x) => x.version === v3)!.error).toMatch(/weights\.bin is corrupt: sha256/);
     expect(logger.records.some((r) => r.level === 'error' && r.version === v3)).toBe(true);

@@ -7,6 +7,7 @@ import { startLocalS3 } from '../shared/node/local-s3.js';
 import { createMemoryStore } from '../shared/store/memory-store.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { fields, smallBackbone } from './helpers/checkpoint-fixtures.js';
+import { until } from './helpers/poll.js';
 import { startTempS3 } from './helpers/s3.js';
 
 async function publish(store: ObjectStore, activate = true): Promise<string> {
@@ -17,10 +18,7 @@ async function publish(store: ObjectStore, activate = true): Promise<string> {
   return manifest.version;
 }
 
-/** Wait for a state the test can observe; the test's own timeout is the only bound. */
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 10));
-}
+const POLL = { intervalMs: 10 };
 
 /** The store, counting the watcher's reads of models/latest.json (its polls). */
 function countingPolls(store: ObjectStore): { store: ObjectStore; polls: () => number } {
@@ -61,28 +59,28 @@ describe('watcher on a real s3rver', () => {
       onError: (_err, retryIn) => errors.push(retryIn),
     });
     try {
-      await until(() => counted.polls() >= 3); // polls with no pointer yet: nothing reported
+      await until('3 polls', () => counted.polls() >= 3, POLL); // polls with no pointer yet: nothing reported
       expect(seen).toEqual([]);
       const v1 = await publish(s3.store);
-      await until(() => seen.length === 1);
+      await until('v1 reported', () => seen.length === 1, POLL);
       const after = counted.polls();
-      await until(() => counted.polls() >= after + 3); // 304 polls: v1 is not reported again
+      await until('3 more polls', () => counted.polls() >= after + 3, POLL); // 304 polls: v1 is not reported again
       expect(seen).toEqual([v1]);
       const v2 = await publish(s3.store);
-      await until(() => seen.length === 2);
+      await until('v2 reported', () => seen.length === 2, POLL);
       expect(seen).toEqual([v1, v2]);
 
       // The store goes away: errors with growing back-off, capped.
       const port = Number(new URL(s3.endpoint).port);
       await s3.close();
-      await until(() => errors.length >= 4);
+      await until('4 errors', () => errors.length >= 4, POLL);
       expect(errors.slice(0, 4)).toEqual([40, 80, 160, 160]);
       expect(watcher.failures).toBeGreaterThanOrEqual(4);
 
       // It comes back (same port, same data) with a new version published meanwhile.
       restarted = await startLocalS3({ dir: s3.dir, port });
       const v3 = await publish(restarted.store);
-      await until(() => seen.length === 3);
+      await until('v3 reported', () => seen.length === 3, POLL);
       expect(seen).toEqual([v1, v2, v3]);
       expect(watcher.failures).toBe(0);
       expect(watcher.current?.version).toBe(v3);

@@ -9,6 +9,7 @@ import { R2Store } from '../api/edge/r2-store.js';
 import { ensureModelPublished } from '../scripts/bundled-checkpoint.js';
 import { buildEdge, readWranglerConfig, startLocalEdge, type LocalEdge } from '../scripts/edge-local.js';
 import { ObjectStoreError, StoreUnavailableError } from '../shared/store/object-store.js';
+import { until } from './helpers/poll.js';
 
 /**
  * docs/RELIABILITY.md, "the store is unreachable", at the edge: an R2 binding call that fails because of
@@ -170,7 +171,7 @@ describe('the Worker in workerd', () => {
     await breakEach(galleryBlobs);
 
     // Each look at models/latest.json that finds the version tries to load it (the request waits for it).
-    const during = await until(`${edge.url}/readyz`, (_, body) => !/no model has been published/.test(body));
+    const during = await fetchUntil(`${edge.url}/readyz`, (_, body) => !/no model has been published/.test(body));
     expect(during.status, during.body).toBe(503);
     expect((JSON.parse(during.body) as { detail: string }).detail).toMatch(new RegExp(`model ${version} could not be fetched \\(the store is unreachable; retrying\\)`));
     const res = await fetch(`${edge.url}/v1/embeddings`, { method: 'POST', body: image, headers: { 'Content-Type': 'image/png' } });
@@ -182,7 +183,7 @@ describe('the Worker in workerd', () => {
     expect(models.models.find((m) => m.version === version)?.state).not.toBe('failed');
 
     await repairEach(galleryBlobs);
-    const after = await until(`${edge.url}/readyz`, (status) => status === 200);
+    const after = await fetchUntil(`${edge.url}/readyz`, (status) => status === 200);
     expect((JSON.parse(after.body) as { model: { version: string } }).model.version).toBe(version);
     for (const id of ['before', 'during', 'waiting']) {
       expect(((await (await fetch(`${edge.url}/v1/images/${id}`)).json()) as { indexed: boolean }).indexed, id).toBe(true);
@@ -209,13 +210,10 @@ async function repairEach(files: string[]): Promise<void> {
 }
 
 /** GET `url` until `done` holds (a bound on how long the Worker may take to look again, not a timing assertion). */
-async function until(url: string, done: (status: number, body: string) => boolean, ms = 90_000): Promise<{ status: number; body: string }> {
-  const end = Date.now() + ms;
-  for (;;) {
+const fetchUntil = (url: string, done: (status: number, body: string) => boolean) =>
+  until(url, async () => {
     const r = await fetch(url);
     const got = { status: r.status, body: await r.text() };
-    if (done(got.status, got.body)) return got;
-    if (Date.now() > end) throw new Error(`${url}: still HTTP ${got.status} ${got.body} after ${ms} ms`);
-    await new Promise((ok) => setTimeout(ok, 200));
-  }
-}
+    if (!done(got.status, got.body)) throw new Error(`HTTP ${got.status} ${got.body}`);
+    return got;
+  }, { timeoutMs: 90_000, intervalMs: 200 });

@@ -23,11 +23,12 @@ import { initNodeBackend } from '../shared/node/backend-node.js';
 import { loadFashionMnist } from '../shared/node/datasets.js';
 import { createMemoryStore } from '../shared/store/memory-store.js';
 import { b64, bombPng, png, pool, publishFixture } from './helpers/api-fixtures.js';
+import { until } from './helpers/poll.js';
 
 const TOKEN = 'edge-admin-token-0123456789';
 const BUNDLED = path.resolve(import.meta.dirname, '../checkpoints/bundled');
-/** The longest an isolate may take to follow models/latest.json in these tests (POLL_INTERVAL_MS is 300). */
-const FOLLOW_MS = 60_000;
+/** The longest an isolate may take to follow models/latest.json in these tests (POLL_INTERVAL_MS is 300): a bound, not a timing assertion. */
+const FOLLOW = { timeoutMs: 60_000 };
 
 let buildDir: string;
 let upload: string;
@@ -100,21 +101,15 @@ async function expectProblem(res: Response, status: number, detail?: RegExp): Pr
   return body;
 }
 
-/** Poll until `check` holds (a bound on how long following latest.json may take, not a timing assertion). */
-async function eventually<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, ms = FOLLOW_MS): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T;
-  for (;;) {
-    last = await get();
-    if (check(last)) return last;
-    if (Date.now() > end) throw new Error(`${what}: still ${JSON.stringify(last)} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const currentVersion = async (u: (p: string) => string) => {
   const r = await fetch(u('/v1/models/current'));
   return r.ok ? ((await r.json()) as { version: string }).version : `HTTP ${r.status}`;
+};
+/** A probe for until(): `u` serves `version` (else it throws what `u` serves, for the timeout message). */
+const serves = (u: (p: string) => string, version: string) => async () => {
+  const v = await currentVersion(u);
+  if (v !== version) throw new Error(`serving ${v}`);
+  return v;
 };
 
 async function embed(u: (p: string) => string, images: Uint8Array<ArrayBuffer>[], type: string): Promise<Float32Array[]> {
@@ -146,7 +141,7 @@ async function photo(ds: ImageDataset, i: number, format: 'jpeg' | 'webp'): Prom
 async function modelServed(): Promise<void> {
   await ensureModelPublished(edge.store, BUNDLED);
   if ((await readLatest(edge.store))?.version !== bundled) await activateVersion(edge.store, bundled, { force: true });
-  for (const u of [A, B]) await eventually('serving the bundled model', () => currentVersion(u), (v) => v === bundled);
+  for (const u of [A, B]) await until('serving the bundled model', serves(u, bundled), FOLLOW);
 }
 
 /** The labelled gallery the search, classify and retrain tests read: 8 training images per class. */
@@ -195,7 +190,7 @@ describe('the edge Worker in workerd', () => {
       expect((await fetch(E('/healthz'))).status).toBe(200);
       await expectProblem(await post(E('/v1/embeddings'), await png(test, 0), 'image/png'), 503);
       expect((await ensureModelPublished(empty.store, BUNDLED)).version).toBe(bundled);
-      await eventually('serving', () => currentVersion(E), (v) => v === bundled);
+      await until('serving', serves(E, bundled), FOLLOW);
       expect(await json(await fetch(E('/readyz')))).toMatchObject({ status: 'ready', model: { version: bundled } });
     } finally {
       await empty.close();
@@ -394,11 +389,10 @@ describe('admin at the edge, and the loop edge → R2 → worker → R2 → edge
     await activateVersion(edge.store, bad, { force: true });
     try {
       for (const u of [A, B]) {
-      const models = await eventually(
-        'failure reported',
-        async () => json<{ current: string; models: { version: string; state: string; error?: string }[] }>(await fetch(u('/v1/models'))),
-        (m) => m.models.some((x) => x.version === bad && x.state === 'failed'),
-      );
+      const models = await until('failure reported', async () => {
+        const m = await json<{ current: string; models: { version: string; state: string; error?: string }[] }>(await fetch(u('/v1/models')));
+        return m.models.some((x) => x.version === bad && x.state === 'failed') && m;
+      }, FOLLOW);
       expect(models.current).toBe(bundled);
       expect(models.models.find((x) => x.version === bad)?.error).toMatch(/weights\.bin.*sha256/);
       const ready = await json<{ failures: { version: string }[] }>(await fetch(u('/readyz')));
@@ -442,7 +436,7 @@ describe('admin at the edge, and the loop edge → R2 → worker → R2 → edge
 
     const done = await json<{ state: string }>(await fetch(A(`/admin/jobs/${job.id}`), { headers: admin }));
     expect(done.state).toBe('succeeded');
-    for (const u of [A, B]) await eventually('serving the retrained model', () => currentVersion(u), (v) => v === fresh);
+    for (const u of [A, B]) await until('serving the retrained model', serves(u, fresh), FOLLOW);
     // The gallery was re-embedded under the new model: a gallery image finds itself.
     const g = gallery[0]!;
     const idx = g.i;

@@ -18,6 +18,7 @@ import { parseS3Config } from '../shared/store/config.js';
 import { ObjectStoreError, StoreUnavailableError } from '../shared/store/object-store.js';
 import { createS3Store } from '../shared/store/s3-store.js';
 import { png, publishFixture } from './helpers/api-fixtures.js';
+import { until } from './helpers/poll.js';
 
 /**
  * docs/RELIABILITY.md, "store unreachable": the API keeps serving from memory while its S3 server is down,
@@ -55,14 +56,8 @@ const post = (path: string, body: Uint8Array<ArrayBuffer>, ct = 'image/png') => 
 const addImage = (id: string, i: number) => post(`/v1/images?id=${id}&label=c${images.labels![i]}`, pngs[i]!);
 const logged = (msg: string, from: number) => logger.records.slice(from).some((r) => r['msg'] === msg);
 
-async function until(what: string, f: () => boolean | Promise<boolean>): Promise<void> {
-  // Bounded only so a broken build fails instead of hanging; the states waited for arrive in milliseconds.
-  for (let i = 0; i < 2_000; i++) {
-    if (await f()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never saw: ${what}`);
-}
+// Bounded only so a broken build fails instead of hanging; the states waited for arrive in milliseconds.
+const POLL = { timeoutMs: 20_000, intervalMs: 10 };
 
 describe('store unreachable', () => {
   it('reads serve from memory, gallery operations answer 503 + Retry-After, and after the store returns writes succeed with nothing lost', async () => {
@@ -75,7 +70,7 @@ describe('store unreachable', () => {
     const port = Number(new URL(s3!.endpoint).port);
     await s3!.close();
     const mark = logger.records.length;
-    await until('a failed poll of models/latest.json', () => logged('could not read latest model pointer', mark));
+    await until('a failed poll of models/latest.json', () => logged('could not read latest model pointer', mark), POLL);
 
     // Reads keep answering from the model and index in memory.
     const emb = await post('/v1/embeddings', pngs[1]!);
@@ -171,12 +166,12 @@ describe('store unreachable while a new model loads', () => {
       await store3.close();
       const mark = log.records.length;
       open(); // v2's files are fetched from a store that is gone
-      await until('the failed fetch of v2', () => log.records.slice(mark).some((r) => r['version'] === v2 && r['level'] !== 'debug'));
+      await until('the failed fetch of v2', () => log.records.slice(mark).some((r) => r['version'] === v2 && r['level'] !== 'debug'), POLL);
       expect(server.host.current?.version).toBe(v1);
       expect((await post2(server, '/v1/embeddings')).status).toBe(200);
 
       store3 = await startLocalS3({ dir: sdir, port });
-      await until('v2 serving', () => server!.host.current?.version === v2);
+      await until('v2 serving', () => server!.host.current?.version === v2, POLL);
       const models2 = (await (await fetch(`${server.url}/v1/models`)).json()) as { models: { version: string; state: string }[] };
       expect(models2.models.find((m) => m.version === v2)?.state).not.toBe('failed');
     } finally {

@@ -11,6 +11,7 @@ import { loadFashionMnist } from '../shared/node/datasets.js';
 import { MemoryStore } from '../shared/store/memory-store.js';
 import type { ObjectStore } from '../shared/store/object-store.js';
 import { png, publishFixture } from './helpers/api-fixtures.js';
+import { until } from './helpers/poll.js';
 import { withLocalS3 } from './helpers/s3.js';
 
 /**
@@ -73,16 +74,6 @@ const post = (api: ApiServer, path: string, body: Uint8Array<ArrayBuffer>) => fe
 const searchById = (api: ApiServer, id: string) =>
   fetch(`${api.url}/v1/search`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id, k: 3 }) });
 
-async function until<T>(what: string, f: () => Promise<T | undefined>): Promise<T> {
-  // Bounded only so a broken build fails instead of hanging.
-  for (let i = 0; i < 3_000; i++) {
-    const v = await f();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`never saw: ${what}`);
-}
-
 describe('gallery writes across a model swap', () => {
   it('an add and a delete made while the next model re-indexes the gallery are both in its index after the swap', async () => {
     const store = s3.current.store;
@@ -104,8 +95,8 @@ describe('gallery writes across a model swap', () => {
 
     await until('v2 serving', async () => {
       const r = (await (await fetch(`${api.url}/readyz`)).json()) as { model?: { version: string } };
-      return r.model?.version === v2 ? true : undefined;
-    });
+      return r.model?.version === v2;
+    }, { intervalMs: 20 });
     const found = await searchById(api, 'mid');
     expect(found.status).toBe(200);
     expect(((await found.json()) as { model: { version: string } }).model.version).toBe(v2);

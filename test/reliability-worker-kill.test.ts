@@ -7,6 +7,7 @@ import { loadTrainState } from '../shared/checkpoint/train-state.js';
 import { systemClock } from '../shared/jobs/clock.js';
 import { createJob, readJob } from '../shared/jobs/jobs.js';
 import { jobStatePrefix } from '../shared/jobs/schema.js';
+import { until } from './helpers/poll.js';
 import { withLocalS3 } from './helpers/s3.js';
 import { TINY_JOB, WORKER_TEST_ENV } from './helpers/worker-job.js';
 
@@ -21,16 +22,8 @@ const ROOT = join(import.meta.dirname, '..');
 const WORKER_ENV = { ...WORKER_TEST_ENV, LOG_LEVEL: 'info' };
 const JOB = TINY_JOB;
 
-async function waitFor<T>(what: string, f: () => Promise<T | null | undefined | false>): Promise<T> {
-  // A guard against hanging for ever, far above what the states take; not a performance bound.
-  const end = Date.now() + 150_000;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** A guard against hanging for ever, far above what the states take; not a performance bound. */
+const GUARD = { timeoutMs: 150_000 };
 
 describe('worker killed mid-job under the supervisor', () => {
   const s3 = withLocalS3();
@@ -66,20 +59,20 @@ describe('worker killed mid-job under the supervisor', () => {
     });
 
     // Mid-job: running, leased, with a training-state snapshot past step 4.
-    const snap = await waitFor('a snapshot at step ≥ 4', async () => {
+    const snap = await until('a snapshot at step ≥ 4', async () => {
       const s = await loadTrainState(store, jobStatePrefix(job.id));
       return s && s.step >= 4 ? s : null;
-    });
+    }, GUARD);
     const victim = sup.current()!;
     const running = await readJob(store, job.id);
     expect(running).toMatchObject({ state: 'running', attempts: 1 });
     victim.kill('SIGKILL');
 
     // Nobody intervenes from here on.
-    const done = await waitFor('the job to end', async () => {
+    const done = await until('the job to end', async () => {
       const j = await readJob(store, job.id);
       return j && j.state !== 'running' && j.state !== 'queued' ? j : null;
-    });
+    }, GUARD);
     expect(done.state).toBe('succeeded');
     // The 5-s test lease can also lapse on a loaded machine while the rescuer evaluates; it is then taken
     // over once more, and the job must still finish on its own.

@@ -16,6 +16,7 @@ import { workerConfigFromEnv } from '../gpu-worker/config.js';
 import { createJsonLogger } from '../shared/log.js';
 import { startWorker } from '../gpu-worker/worker.js';
 import type { JobOutcome } from '../gpu-worker/run-job.js';
+import { until } from './helpers/poll.js';
 import { withLocalS3 } from './helpers/s3.js';
 import { TINY_JOB, WORKER_TEST_ENV } from './helpers/worker-job.js';
 
@@ -46,15 +47,6 @@ function spawnWorker(env: Record<string, string>, id: string): { child: ChildPro
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
   return { child, exit, log };
-}
-
-/** Poll until f gives a value (a wait for an observable state; the test's own timeout is the only bound). */
-async function waitFor<T>(f: () => Promise<T | null | undefined | false> | T | null | undefined | false): Promise<T> {
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /**
@@ -177,7 +169,7 @@ describe('worker process lifecycle on s3rver', () => {
     // Held after its step-2 snapshot: the worker is inside step 3 of 14 when the signal arrives.
     await proxy.snapshotLanded;
     w.child.kill('SIGTERM');
-    await waitFor(() => w.log.some((l) => l.includes('"worker.stopping"')));
+    await until('worker.stopping logged', () => w.log.some((l) => l.includes('"worker.stopping"')));
     proxy.release();
     const { code } = await w.exit;
     expect(code, w.log.slice(-5).join('\n')).toBe(0);
