@@ -223,16 +223,17 @@ export function carveValidation(all: ImageDataset, seed = 0): { train: ImageData
 
 /**
  * The labelled splits `npm run eval` scores a checkpoint on, the same as the trainer's: the kNN bank and
- * probe from the training part, scored on the validation split (for choosing) or the test split (to report).
+ * probe from the training part, scored on the validation split (for choosing) and/or the test split (to report).
  */
-export async function labelledSplits(
+export async function labelledSplits<S extends 'validation' | 'test'>(
   dataset: 'fashion-mnist' | 'mnist',
-  split: 'validation' | 'test',
+  splits: readonly S[],
   limits: { trainLimit?: number; evalLimit?: number },
-): Promise<{ train: ImageDataset; eval: ImageDataset }> {
+): Promise<{ train: ImageDataset; evals: Array<{ split: S; data: ImageDataset }> }> {
   const load = dataset === 'mnist' ? loadMnist : loadFashionMnist;
   const { train, val } = carveValidation(await load('train'));
-  const evalSet = split === 'validation' ? val : await load('test');
   const cap = (ds: ImageDataset, k?: number) => (k !== undefined && k < ds.n ? subset(ds, first(ds.n, k)) : ds);
-  return { train: cap(train, limits.trainLimit), eval: cap(evalSet, limits.evalLimit) };
+  const evals = [];
+  for (const split of splits) evals.push({ split, data: cap(split === 'validation' ? val : await load('test'), limits.evalLimit) });
+  return { train: cap(train, limits.trainLimit), evals };
 }

@@ -14,7 +14,7 @@ import { knnEvaluate } from '../shared/eval/knn.js';
 import { createTrainSession } from '../shared/train/session.js';
 import { HelpRequested, UsageError } from '../gpu-worker/cli-args.js';
 import { loadTrainingData } from '../gpu-worker/data.js';
-import { parseEvalFlags, runEvalCommand } from '../gpu-worker/eval-cli.js';
+import { evalSplits, parseEvalFlags, runEvalCommand } from '../gpu-worker/eval-cli.js';
 import { modelFromFlags, parseTrainFlags, runTrainCommand } from '../gpu-worker/train-cli.js';
 
 /** Real Fashion-MNIST (FMNIST_DIR or the Debian package's folder), tiny networks, a few steps. */
@@ -50,6 +50,10 @@ describe('npm run train: flags', () => {
       expect((e as Error).message).toMatch(/usage: npm run train[\s\S]*--max-minutes <m>[\s\S]*--resume[\s\S]*--help/);
     }
     expect(() => parseEvalFlags(['--split', 'train'])).toThrow(/--split/);
+    // A plain `npm run eval` scores both splits: validation (to choose on) first, then test (to report).
+    expect(parseEvalFlags([])).toMatchObject({ dataset: 'fashion-mnist', split: 'both', raw: true, 'probe-epochs': 100 });
+    expect(evalSplits(parseEvalFlags([]).split)).toEqual(['validation', 'test']);
+    expect(evalSplits(parseEvalFlags(['--split', 'test']).split)).toEqual(['test']);
     expect(() => parseEvalFlags(['--bogus'])).toThrow(/unknown flag --bogus; valid flags: --dataset --split/);
   });
 });
@@ -102,12 +106,15 @@ describe('npm run train on real images', () => {
     console.log(JSON.stringify({ fresh_val_knn_top1: freshKnn, trained_val_knn_top1: summary['val_knn_top1'], test_knn_top1: summary['test_knn_top1'] }));
     expect(summary['val_knn_top1']).toBeGreaterThan(freshKnn + 0.01);
 
-    // npm run eval scores the checkpoint on the same validation split (or the test split), saying which.
+    // A plain npm run eval scores the checkpoint on the same validation split, then the test split, saying which.
+    const evalArgs = ['--checkpoint', out, '--train-limit', '2048', '--test-limit', '1000', '--probe-epochs', '3', '--no-raw', '--backend', 'wasm'];
     const { lines: evalLog } = quiet();
-    const r = await runEvalCommand(parseEvalFlags(['--checkpoint', out, '--split', 'validation', '--train-limit', '2048', '--test-limit', '1000', '--probe-epochs', '3', '--no-raw', '--backend', 'wasm']), (l) => void evalLog.push(l));
-    expect(r).toMatchObject({ split: 'validation', trainCount: 2048, testCount: 1000, checkpoint: out });
-    expect(r.encoder.knn.find((k) => k.k === 20)!.top1).toBeGreaterThan(freshKnn - 0.05);
-    expect(r.raw).toBeUndefined();
+    const [val, test] = await runEvalCommand(parseEvalFlags(evalArgs), (l) => void evalLog.push(l));
+    expect(val).toMatchObject({ split: 'validation', trainCount: 2048, testCount: 1000, checkpoint: out });
+    expect(test).toMatchObject({ split: 'test', trainCount: 2048, testCount: 1000, checkpoint: out });
+    expect(val!.encoder.knn.find((k) => k.k === 20)!.top1).toBeGreaterThan(freshKnn - 0.05);
+    expect(test!.encoder.knn.find((k) => k.k === 20)!.top1).toBeGreaterThan(0.5);
+    expect(val!.raw).toBeUndefined();
   });
 
   it('--max-minutes stops early and saves state; --resume continues to the same end; the manifest sums time and lists both commands', async () => {
