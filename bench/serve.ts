@@ -2,8 +2,8 @@
  * npm run bench:serve — the API beside the peer server (../shared/ref/peer_server.py: FastAPI + PyTorch
  * with its asyncio micro-batcher), in one run, under the same load.
  *
- * Both servers run as child processes on loopback: the API (`startApiServer` on the bundled checkpoint
- * in an in-memory store, access log on, written to a file; its own settings from the environment) and
+ * Both servers run as child processes on loopback: the API (`startApiServer` on BENCH_CHECKPOINT, the
+ * bundled checkpoint by default, in an in-memory store, access log on, written to a file; its own settings from the environment) and
  * the peer (`/usr/bin/python3 ../shared/ref/peer_server.py --batch 64 --threads <cores>`, when that python
  * has torch, fastapi, uvicorn and PIL; else the API alone). The load is the neutral generator
  * ../shared/ref/loadgen.mjs (its own process: POSTs one raw image body at fixed concurrency over keep-alive,
@@ -16,7 +16,10 @@
  * rounds' API/peer throughput ratios; and the bar (API ≥ 2.5× the peer on the PNG, ≥ 1.5× on the JPEG,
  * CPU per request at or below the peer's on both). Progress goes to stderr, one JSON line to stdout.
  *
- * Options (env): BENCH_ROUNDS (5), BENCH_SECONDS (8), BENCH_CONCURRENCY (32), BENCH_WARMUP_SECONDS (10,
+ * The peer always runs its own untrained 16-32-64-128 ResNet-mini; the JSON says whether the API's
+ * checkpoint is that network (`same_network`), since a wider one costs more per image.
+ *
+ * Options (env): BENCH_CHECKPOINT (checkpoints/bundled), BENCH_ROUNDS (5), BENCH_SECONDS (8), BENCH_CONCURRENCY (32), BENCH_WARMUP_SECONDS (10,
  * per server and image), BENCH_IMAGES (png,jpeg), BENCH_PEER (auto | off), BENCH_PEER_BATCH (64; 0: the
  * peer without its batcher), BENCH_PEER_THREADS (cores), PEER_PYTHON (/usr/bin/python3), PEER_DIR
  * (../shared/ref). Any API setting (SERVING_THREADS, BATCH_MAX, BATCH_WAIT_MS, …) passes through.
@@ -43,6 +46,9 @@ const PEER_PYTHON = env.PEER_PYTHON ?? '/usr/bin/python3';
 const PEER_BATCH = Number(env.BENCH_PEER_BATCH ?? 64);
 const PEER_THREADS = Number(env.BENCH_PEER_THREADS ?? availableParallelism());
 const BAR = { png: 2.5, jpeg: 1.5 } as const;
+const CHECKPOINT = resolve(root, env.BENCH_CHECKPOINT ?? 'checkpoints/bundled');
+/** peer_server.py's network (ResNetMini([16, 32, 64, 128])). */
+const PEER_WIDTHS = [16, 32, 64, 128];
 
 type Kind = 'png' | 'jpeg';
 type Side = 'api' | 'peer';
@@ -59,16 +65,16 @@ const log = (msg: string) => process.stderr.write(`[bench:serve] ${msg}\n`);
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
 // ---------------------------------------------------------------- the API child
-/** `node --import tsx bench/serve.ts --api-child`: the API on the bundled checkpoint; sends its URL over IPC. */
+/** `node --import tsx bench/serve.ts --api-child`: the API on BENCH_CHECKPOINT; sends its URL over IPC. */
 async function apiChild(): Promise<void> {
   const { createMemoryStore } = await import('../shared/store/memory-store.js');
   const { ensureModelPublished } = await import('../scripts/bundled-checkpoint.js');
   const { startApiServer } = await import('../api/server.js');
   const store = createMemoryStore();
-  await ensureModelPublished(store, join(root, 'checkpoints/bundled'));
+  await ensureModelPublished(store, CHECKPOINT);
   const server = await startApiServer({ store, port: 0, host: '127.0.0.1', waitForModel: true, settings: { POLL_INTERVAL_MS: 3_600_000 } });
   const ready = server.host.status();
-  if (!ready.ready) throw new Error(`the API did not load the bundled model: ${ready.reason}`);
+  if (!ready.ready) throw new Error(`the API did not load ${CHECKPOINT}: ${ready.reason}`);
   process.send!({ url: server.url, runtime: server.host.current?.model.runtime ?? null });
   process.on('disconnect', () => void server.close().finally(() => process.exit(0)));
 }
@@ -137,6 +143,13 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-serve-'));
   const children: ChildProcess[] = [];
   try {
+    const manifest = JSON.parse(readFileSync(join(CHECKPOINT, 'manifest.json'), 'utf8')) as { training: { config: { model?: { backbone?: { widths?: number[] } } } } };
+    const widths = manifest.training.config.model?.backbone?.widths ?? [];
+    const sameNetwork = widths.join() === PEER_WIDTHS.join();
+    if (!sameNetwork) {
+      log(`the API serves widths ${widths.join('-')}, the peer ${PEER_WIDTHS.join('-')}: not the same network (BENCH_CHECKPOINT=<a checkpoint of the default network> compares like with like)`);
+    }
+
     // The two images.
     const { png, jpeg } = await benchImages();
     const files: Record<Kind, string> = { png: join(dir, 'image.png'), jpeg: join(dir, 'image.jpg') };
@@ -228,8 +241,9 @@ async function main(): Promise<void> {
           seconds: SECONDS,
           rounds: ROUNDS,
           warmupSeconds: WARMUP,
-          api: { runtime, settings: Object.fromEntries(Object.entries(env).filter(([k]) => /^(SERVING_|BATCH_|MAX_|VICREG_)/.test(k))) },
+          api: { checkpoint: CHECKPOINT, widths, runtime, settings: Object.fromEntries(Object.entries(env).filter(([k]) => /^(SERVING_|BATCH_|MAX_|VICREG_)/.test(k))) },
           peer: peerSetup,
+          same_network: sameNetwork,
           images: { png: `${png.length} B, 28×28`, jpeg: `${jpeg.length} B, 640×480 q80` },
         },
         ...result,
