@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
+import { ModelConfig } from '../shared/model/config.js';
 import { exportOnnx } from '../shared/model/onnx-export.js';
 import { servingForward } from '../shared/model/serving-graph.js';
 import { initNodeBackend } from '../shared/node/backend-node.js';
@@ -97,7 +98,7 @@ const result: Record<string, unknown> = {
 // PyTorch reference, same network width and batch, same thread count, same run.
 if (env.BENCH_TORCH === '1') {
   const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
-  const widths = (cp.manifest.training.config as { model?: { backbone?: { widths?: number[] } } }).model?.backbone?.widths;
+  const widths = ModelConfig.safeParse(cp.manifest.training.config['model']).data?.backbone.widths;
   if (probe.status !== 0) {
     say('PyTorch not available (/usr/bin/python3 cannot import torch; apt-get install python3-torch): skipped');
   } else {

@@ -30,6 +30,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ModelConfig } from '../shared/model/config.js';
 import { median } from './stats.js';
 import { freePort } from './free-port.js';
 import { benchImages } from './images.js';
@@ -143,8 +144,8 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-serve-'));
   const children: ChildProcess[] = [];
   try {
-    const manifest = JSON.parse(readFileSync(join(CHECKPOINT, 'manifest.json'), 'utf8')) as { training: { config: { model?: { backbone?: { widths?: number[] } } } } };
-    const widths = manifest.training.config.model?.backbone?.widths ?? [];
+    const manifest = JSON.parse(readFileSync(join(CHECKPOINT, 'manifest.json'), 'utf8')) as { training: { config: Record<string, unknown> } };
+    const widths = ModelConfig.safeParse(manifest.training.config['model']).data?.backbone.widths ?? [];
     const sameNetwork = widths.join() === PEER_WIDTHS.join();
     if (!sameNetwork) {
       log(`the API serves widths ${widths.join('-')}, the peer ${PEER_WIDTHS.join('-')}: not the same network (BENCH_CHECKPOINT=<a checkpoint of the default network> compares like with like)`);
